@@ -1,0 +1,40 @@
+"""tracejit: trace Python array code into a typed IR, differentiate it, compile it.
+
+>>> import tracejit as tj
+>>> @tj.compile
+... def f(x):
+...     return tj.tanh(x * 2.0).sum()
+>>> float(f(tj.zeros(3)))
+0.0
+"""
+
+from . import ops as _ops  # noqa: F401  (binds Tensor methods)
+from . import tree
+from .dtypes import (DType, bool_, float16, float32, float64, int8, int16, int32, int64,
+                     promote_types, uint8)
+from .errors import ConcretizationError, GraphFormatError, SourceLoc, TraceError
+from .ir import Graph, Node, TensorType
+from .jit import CompiledFunction, Lowered, compile, make_graph
+from .ops import *  # noqa: F401,F403
+from .tensor import Tensor, asarray, device, from_numpy, tensor
+
+bool = bool_  # noqa: A001  (tj.bool, like torch.bool)
+float = float32  # noqa: A001
+double = float64
+half = float16
+int = int32  # noqa: A001
+long = int64
+short = int16
+
+__version__ = "0.1.0"
+
+
+def is_tensor(obj) -> "builtins.bool":  # noqa: F821
+    return isinstance(obj, Tensor)
+
+
+def result_type(*tensors) -> DType:
+    """The dtype PyTorch's promotion gives these operands."""
+    from .dtypes import result_type as _rt
+    from .ops.common import _type_of
+    return _rt(*(_type_of(t) for t in tensors))

@@ -1,0 +1,196 @@
+"""The IR: an immutable, typed SSA graph.
+
+Input: nodes built by the tracer (`trace.py`) or by transforms. Output: `Graph`, the object every
+later stage reads. A `Node` is ``(op, inputs, params)`` with a result shape and dtype (or, for the
+few multi-result primitives such as ``while``, a tuple of types read through ``get`` nodes) and
+the user's source location. Nodes never change after construction; a transform builds new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..dtypes import DType
+from ..errors import SourceLoc
+
+__all__ = ["Node", "Graph", "Literal", "TensorType", "freeze_params"]
+
+
+class TensorType:
+    """The static type of a value: shape, dtype, and whether it is weakly typed."""
+
+    __slots__ = ("shape", "dtype", "weak")
+
+    def __init__(self, shape: tuple[int, ...], dtype: DType, weak: bool = False):
+        self.shape, self.dtype, self.weak = tuple(shape), dtype, weak
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __eq__(self, other):
+        return (isinstance(other, TensorType) and self.shape == other.shape
+                and self.dtype == other.dtype and self.weak == other.weak)
+
+    def __hash__(self):
+        return hash((self.shape, self.dtype.name, self.weak))
+
+    def __str__(self):
+        return ("~" if self.weak else "") + f"{self.dtype.short}[{','.join(map(str, self.shape))}]"
+
+    __repr__ = __str__
+
+
+class Literal:
+    """An array constant stored in a node's params, hashed and compared by value."""
+
+    __slots__ = ("value", "_key")
+
+    def __init__(self, value: np.ndarray):
+        v = np.array(value, copy=True)
+        v.flags.writeable = False
+        self.value = v
+        self._key = (v.dtype.str, v.shape, hashlib.sha1(np.ascontiguousarray(v).tobytes()).digest())
+
+    def __eq__(self, other):
+        return isinstance(other, Literal) and self._key == other._key
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __repr__(self):
+        v = self.value
+        if v.size <= 16:
+            return repr(v.tolist())
+        return f"<{v.dtype}{list(v.shape)} sha1:{self._key[2].hex()[:12]}>"
+
+
+def freeze_params(params: dict) -> tuple:
+    """A hashable key for a params dict (sub-graphs hash by identity)."""
+    def fz(v):
+        if isinstance(v, dict):
+            return tuple(sorted((k, fz(x)) for k, x in v.items()))
+        if isinstance(v, (list, tuple)):
+            return tuple(fz(x) for x in v)
+        if isinstance(v, np.ndarray):
+            return Literal(v)
+        if isinstance(v, Graph):
+            return ("graph", id(v))
+        return v
+    return tuple(sorted((k, fz(v)) for k, v in params.items()))
+
+
+class Node:
+    """One SSA value. `inputs` are Nodes; `params` are static (ints, tuples, dtypes, graphs)."""
+
+    __slots__ = ("op", "inputs", "params", "type", "types", "loc", "name", "__weakref__")
+
+    def __init__(self, op: str, inputs: Iterable[Node], params: dict, type: TensorType | None,
+                 loc: SourceLoc | None = None, name: str | None = None,
+                 types: tuple[TensorType, ...] | None = None):
+        self.op = op
+        self.inputs = tuple(inputs)
+        self.params = params
+        self.type = type  # None for multi-result nodes
+        self.types = types  # the result types of a multi-result node
+        self.loc = loc
+        self.name = name  # set for graph inputs
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.type.shape
+
+    @property
+    def dtype(self) -> DType:
+        return self.type.dtype
+
+    @property
+    def weak(self) -> bool:
+        return self.type.weak
+
+    @property
+    def ndim(self) -> int:
+        return len(self.type.shape)
+
+    def __repr__(self):
+        t = self.type if self.type is not None else self.types
+        return f"<Node {self.op} {t}>"
+
+
+class Graph:
+    """A traced function: inputs, nodes in topological order, outputs.
+
+    Inputs are nodes with op ``input``; ``params["kind"]`` is ``"arg"`` for the function's
+    arguments and ``"capture"`` for tensors it closed over. Calling a Graph runs it on the numpy
+    interpreter.
+
+    >>> import tracejit as tj
+    >>> g = tj.make_graph(lambda x: tj.exp(x) * 2.0)(tj.ones(3))
+    >>> [n.op for n in g.nodes]
+    ['exp', 'constant', 'mul']
+    >>> g(tj.zeros(3)).tolist()
+    [2.0, 2.0, 2.0]
+    """
+
+    def __init__(self, inputs: Iterable[Node], outputs: Iterable[Node], name: str = "f"):
+        self.inputs = tuple(inputs)
+        self.outputs = tuple(outputs)
+        self.name = name
+        self.nodes = _toposort(self.inputs, self.outputs)
+
+    def __str__(self) -> str:
+        from .printer import graph_to_text
+        return graph_to_text(self)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(str(n.type) for n in self.inputs)
+        outs = ", ".join(str(n.type) for n in self.outputs)
+        return f"<Graph {self.name}({ins}) -> ({outs}), {len(self.nodes)} nodes>"
+
+    def to_text(self) -> str:
+        return str(self)
+
+    @property
+    def captures(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.inputs if n.params.get("kind") == "capture")
+
+    def verify(self) -> None:
+        """Re-checks every node's shape and dtype rule; raises `AssertionError` on a mismatch."""
+        from .verify import verify
+        verify(self)
+
+    def __call__(self, *args) -> Any:
+        """Runs the graph on the numpy interpreter; one value per input, flat."""
+        from ..runtime.interpreter import run_graph
+        from ..tensor import Tensor, to_numpy_arg
+        if len(args) != len(self.inputs):
+            raise TypeError(f"graph {self.name} takes {len(self.inputs)} inputs "
+                            f"({', '.join(n.name for n in self.inputs)}), got {len(args)}")
+        vals = [to_numpy_arg(a, n) for a, n in zip(args, self.inputs)]
+        outs = [Tensor._wrap(v) for v in run_graph(self, vals)]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def _toposort(inputs: tuple[Node, ...], outputs: tuple[Node, ...]) -> tuple[Node, ...]:
+    """Nodes reachable from `outputs`, each after its inputs; graph inputs excluded."""
+    order: list[Node] = []
+    seen = {id(n) for n in inputs}
+    stack: list[tuple[Node, bool]] = [(n, False) for n in reversed(outputs)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.op == "input":
+            raise ValueError(f"graph output depends on input {node.name!r} not listed in inputs")
+        stack.append((node, True))
+        for i in reversed(node.inputs):
+            if id(i) not in seen:
+                stack.append((i, False))
+    return tuple(order)

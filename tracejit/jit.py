@@ -1,0 +1,388 @@
+"""`tj.compile` and `tj.make_graph`: from a Python function to a cached, executable graph.
+
+Input: a Python function and its call arguments (pytrees of Tensors, arrays, scalars).
+Output: results as Tensors in the function's output structure. Each new *signature* (tree
+structure, every leaf's shape/dtype/weakness, static argument values, the identity of captured
+tensors) is traced once into a `Graph`, passed through the pass pipeline, and handed to a
+backend; later calls with the same signature go straight to the compiled artifact.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from . import dtypes as D
+from . import tree
+from .errors import user_error
+from .ir.graph import Graph, TensorType
+from .tensor import Tensor, _list_to_numpy, device as Device
+from .trace import current_builder, trace_graph
+
+__all__ = ["compile", "make_graph", "CompiledFunction", "Lowered", "CacheInfo"]
+
+log = logging.getLogger("tracejit")
+
+BACKENDS = ("interpreter", "cpu", "cuda")
+
+
+def _numeric_list(x) -> bool:
+    """A list of numbers (or of such lists): array data, not a pytree container."""
+    if not isinstance(x, list) or not x:
+        return False
+    return all(isinstance(v, (bool, int, float)) and not isinstance(v, np.generic)
+               or _numeric_list(v) for v in x)
+
+
+def _leaf_value(x, path: str, fname: str):
+    """``(numpy value or None, TensorType)`` for one argument leaf."""
+    if isinstance(x, Tensor):
+        return x.numpy(), x._type()
+    if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
+        dt = {0: D.bool_, 1: D.int64, 2: D.float64}[D.scalar_dtype(x).category]
+        if dt == D.int64 and not -2**63 <= x < 2**63:
+            raise user_error(OverflowError, f"{fname}: argument {path} = {x} does not fit int64")
+        return np.asarray(x, dtype=dt.np), TensorType((), dt, weak=True)
+    if isinstance(x, (np.ndarray, np.generic)):
+        a = np.asarray(x)
+        try:
+            dt = D.as_dtype(a.dtype)
+        except TypeError as e:
+            raise user_error(TypeError, f"{fname}: argument {path}: {e}") from None
+        return a, TensorType(a.shape, dt)
+    if isinstance(x, list):
+        try:
+            a = _list_to_numpy(x, None)
+        except TypeError as e:
+            raise user_error(TypeError, f"{fname}: argument {path} is a ragged or non-numeric "
+                             f"nested list ({e}); pass a Tensor or a rectangular list") from None
+        return a, TensorType(a.shape, D.as_dtype(a.dtype))
+    raise user_error(TypeError, f"{fname}: argument {path} has type {type(x).__name__} "
+                     f"({x!r:.60}), which is not an array; pass Tensors, numpy arrays, Python "
+                     f"numbers or pytrees of them, or mark it static with static_argnums / "
+                     f"static_argnames")
+
+
+def _flatten_args(args: tuple, kwargs: dict, fname: str, pos_names=()):
+    leaves, treedef = tree.flatten((args, kwargs), is_leaf=_numeric_list)
+    paths = tree.leaf_paths((args, kwargs), is_leaf=_numeric_list)
+    names, vals, types = [], [], []
+    for leaf, p in zip(leaves, paths):
+        name = _pretty_path(p, pos_names)
+        v, t = _leaf_value(leaf, name, fname)
+        names.append(name)
+        vals.append(v)
+        types.append(t)
+    return treedef, names, vals, types
+
+
+def _pretty_path(p: str, pos_names=()) -> str:
+    """``[0][1]['w']`` (args, then kwargs) -> ``w['w']`` (the parameter's name) or ``arg1``."""
+    head, _, rest = p[1:].partition("]")
+    rest = rest[1:] if rest.startswith("[") else rest
+    idx, _, tail = rest.partition("]")
+    if head == "0":
+        i = int(idx)
+        return (pos_names[i] if i < len(pos_names) else f"arg{i}") + tail
+    return idx.strip("'\"") + tail
+
+
+@dataclass
+class CacheInfo:
+    """What `CompiledFunction.cache_info()` reports."""
+
+    hits: int
+    misses: int
+    signatures: list[str]
+
+    @property
+    def currsize(self) -> int:
+        return len(self.signatures)
+
+
+@dataclass
+class _Entry:
+    graph: Graph
+    out_tree: Any
+    captured: list  # realized Tensors read at every call
+    guards: list  # (reader, object) pairs: a global/closure name must still hold the object
+    runner: Callable
+    signature: str
+
+
+@dataclass
+class _Call:
+    key: tuple
+    treedef: Any
+    names: list
+    vals: list
+    types: list
+    static: dict = field(default_factory=dict)
+
+
+class Lowered:
+    """A traced function at one signature: ``.graph`` and ``.as_text(stage)``."""
+
+    STAGES = ("graph", "optimized", "schedule", "llvm", "asm", "cuda")
+
+    def __init__(self, graph: Graph, out_tree, device: str):
+        self.graph, self.out_tree, self.device = graph, out_tree, device
+
+    def as_text(self, stage: str = "graph") -> str:
+        from .passes.pipeline import optimize
+        if stage == "graph":
+            return str(self.graph)
+        if stage == "optimized":
+            return str(optimize(self.graph))
+        if stage in self.STAGES:
+            raise NotImplementedError(f"as_text({stage!r}): the {stage} stage comes with the "
+                                      "LLVM/CUDA backends, which are not implemented yet")
+        raise ValueError(f"as_text: unknown stage {stage!r}; expected one of {self.STAGES}")
+
+
+def _backend_runner(graph: Graph, device: str) -> Callable:
+    from .passes.pipeline import optimize
+    from .runtime.interpreter import run_graph
+    if device == "cuda":
+        raise NotImplementedError("device='cuda': the CUDA backend is not implemented yet "
+                                  "(see docs/gpu.md)")
+    g = optimize(graph)  # "cpu" runs the interpreter until the LLVM backend lands
+    return functools.partial(run_graph, g)
+
+
+class CompiledFunction:
+    """A function traced and compiled once per signature. Made by `tj.compile`."""
+
+    def __init__(self, fn: Callable, device: str, static_argnums, static_argnames,
+                 donate_argnums):
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.device = device
+        self.static_argnums = tuple(static_argnums)
+        self.static_argnames = tuple(static_argnames)
+        self.donate_argnums = tuple(donate_argnums)
+        self._cache: dict[tuple, _Entry] = {}
+        self._hits = self._misses = 0
+        self._fname = getattr(fn, "__qualname__", getattr(fn, "__name__", "f"))
+        try:
+            self._sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            self._sig = None
+        self._name_to_pos = {}
+        if self._sig is not None:
+            for i, p in enumerate(self._sig.parameters.values()):
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                    self._name_to_pos[p.name] = i
+        self._pos_names = tuple(self._name_to_pos)
+        for n in self.static_argnames:
+            if self._sig is not None and n not in self._sig.parameters and not any(
+                    p.kind == p.VAR_KEYWORD for p in self._sig.parameters.values()):
+                raise ValueError(f"compile: static_argnames names {n!r}, which is not a "
+                                 f"parameter of {self._fname}")
+
+    # -- signatures --------------------------------------------------------------------------
+    def _split(self, args: tuple, kwargs: dict):
+        static_pos = set(self.static_argnums) | {self._name_to_pos[n] for n in
+                                                 self.static_argnames if n in self._name_to_pos}
+        static = {}
+        dyn_args = []
+        for i, a in enumerate(args):
+            if i in static_pos or (i - len(args)) in static_pos:
+                static[i] = a
+                dyn_args.append(None)
+            else:
+                dyn_args.append(a)
+        dyn_kwargs = {}
+        for k, v in kwargs.items():
+            if k in self.static_argnames or self._name_to_pos.get(k, -1) in static_pos:
+                static[k] = v
+            else:
+                dyn_kwargs[k] = v
+        for k, v in static.items():
+            try:
+                hash(v)
+            except TypeError:
+                raise user_error(TypeError, f"{self._fname}: static argument {k!r} must be "
+                                 f"hashable, got {type(v).__name__}") from None
+        return tuple(dyn_args), dyn_kwargs, static
+
+    def _signature(self, args, kwargs) -> _Call:
+        dyn_args, dyn_kwargs, static = self._split(args, kwargs)
+        treedef, names, vals, types = _flatten_args(dyn_args, dyn_kwargs, self._fname,
+                                                    self._pos_names)
+        skey = tuple(sorted(((str(k), _static_key(v)) for k, v in static.items())))
+        return _Call((treedef, tuple(types), skey), treedef, names, vals, types, static)
+
+    # -- tracing -----------------------------------------------------------------------------
+    def _trace(self, call: _Call):
+        def rebuild(tracers):
+            leaves = iter(tracers)
+            args, kwargs = tree.unflatten(call.treedef, leaves)
+            args = list(args)
+            for k, v in call.static.items():
+                if isinstance(k, int):
+                    args[k] = v
+                else:
+                    kwargs[k] = v
+            return (tuple(args), kwargs)
+
+        graph, out_tree, b = trace_graph(
+            lambda a, kw: self.fn(*a, **kw), call.types, call.names, self._fname,
+            unflatten=rebuild, strong_outputs=True)
+        return graph, out_tree, b.captured
+
+    def lower(self, *args, **kwargs) -> Lowered:
+        """Traces at these arguments' signature without running; see `Lowered`."""
+        call = self._signature(args, kwargs)
+        graph, out_tree, _ = self._trace(call)
+        return Lowered(graph, out_tree, self.device)
+
+    def __call__(self, *args, **kwargs):
+        if current_builder() is not None:  # called while tracing: inline
+            return self.fn(*args, **kwargs)
+        call = self._signature(args, kwargs)
+        entry = self._cache.get(call.key)
+        if entry is not None and not all(read() is obj for read, obj in entry.guards):
+            entry = None
+            self._explain(call, "a global or closure variable now holds a different tensor")
+        elif entry is None:
+            self._explain(call)
+        if entry is None:
+            self._misses += 1
+            graph, out_tree, captured = self._trace(call)
+            if any(c._is_tracer for c in captured):
+                raise AssertionError("top-level captures must be realized tensors")
+            entry = _Entry(graph, out_tree, captured, _guards(self.fn, captured),
+                           _backend_runner(graph, self.device), _describe(call))
+            self._cache[call.key] = entry
+        else:
+            self._hits += 1
+        outs = entry.runner(list(call.vals) + [c.numpy() for c in entry.captured])
+        return tree.unflatten(entry.out_tree, [Tensor._wrap(o) for o in outs])
+
+    def cache_info(self) -> CacheInfo:
+        return CacheInfo(self._hits, self._misses, [e.signature for e in self._cache.values()])
+
+    def cache_clear(self) -> None:
+        self._cache.clear()
+        self._hits = self._misses = 0
+
+    def _explain(self, call: _Call, reason: str | None = None) -> None:
+        if os.environ.get("TRACEJIT_EXPLAIN_CACHE_MISSES", "") in ("", "0") or not self._cache:
+            return
+        if reason is None:
+            reason = min((_diff(call, e, k) for k, e in self._cache.items()), key=len)
+        log.warning("tracejit: retracing %s: %s", self._fname, reason)
+
+
+def _static_key(v):
+    return (type(v).__qualname__, v)
+
+
+def _describe(call: _Call) -> str:
+    parts = [f"{n}: {t}" for n, t in zip(call.names, call.types)]
+    parts += [f"{k}={v!r} (static)" for k, v in call.static.items()]
+    return "(" + ", ".join(parts) + ")"
+
+
+def _diff(call: _Call, entry: _Entry, key: tuple) -> str:
+    treedef, types, skey = key
+    if treedef != call.treedef:
+        return f"the argument structure changed: {treedef!r} -> {call.treedef!r}"
+    if skey != call.key[2]:
+        old, new = dict(skey), dict(call.key[2])
+        ks = [k for k in set(old) | set(new) if old.get(k) != new.get(k)]
+        return ", ".join(f"static argument {k} changed: {old.get(k, (0, '-'))[1]!r} -> "
+                         f"{new.get(k, (0, '-'))[1]!r}" for k in ks)
+    changes = [f"{n} changed {a} -> {b}" for n, a, b in zip(call.names, types, call.types)
+               if a != b]
+    return ", ".join(changes) or "unknown change"
+
+
+def _guards(fn, captured: list) -> list:
+    """Readers for the global/closure names that held captured tensors when traced."""
+    want = {id(c): c for c in captured}
+    out = []
+    f = getattr(fn, "__func__", fn)
+    code = getattr(f, "__code__", None)
+    if code is None or not want:
+        return out
+    names = set()
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        names.update(c.co_names)
+        stack += [k for k in c.co_consts if inspect.iscode(k)]
+    g = getattr(f, "__globals__", {})
+    for n in names:
+        if id(g.get(n)) in want:
+            out.append(((lambda n=n: g.get(n)), want[id(g[n])]))
+    for cell in getattr(f, "__closure__", None) or ():
+        try:
+            v = cell.cell_contents
+        except ValueError:
+            continue
+        if id(v) in want:
+            out.append(((lambda cell=cell: cell.cell_contents), v))
+    return out
+
+
+def compile(fn: Callable | None = None, *, device: str | None = None, static_argnums=(),
+            static_argnames=(), donate_argnums=()):
+    """Traces `fn` once per signature into a graph and runs the compiled graph.
+
+    Args:
+        fn: a function of pytrees of Tensors, numpy arrays and Python scalars.
+        device: ``"cpu"`` (the default), ``"cuda"`` or ``"interpreter"`` (numpy reference).
+            Until the LLVM backend lands, ``"cpu"`` executes on the interpreter too.
+        static_argnums / static_argnames: arguments that are configuration, not data: their
+            values are part of the signature and Python code may branch on them.
+        donate_argnums: arguments whose buffers the call may reuse (a hint).
+
+    >>> import tracejit as tj
+    >>> @tj.compile
+    ... def f(x, w):
+    ...     return tj.tanh(x @ w).sum(dim=0)
+    >>> f(tj.ones(2, 3), tj.zeros(3, 4)).tolist()
+    [0.0, 0.0, 0.0, 0.0]
+    >>> f.cache_info().misses
+    1
+    """
+    def wrap(f):
+        if not callable(f):
+            raise TypeError(f"compile: expected a function, got {type(f).__name__}")
+        dev = "cpu" if device is None else device
+        d = Device(dev)
+        nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+        names = (static_argnames,) if isinstance(static_argnames, str) else tuple(
+            static_argnames)
+        donate = (donate_argnums,) if isinstance(donate_argnums, int) else tuple(donate_argnums)
+        for v in nums + donate:
+            if not isinstance(v, int):
+                raise TypeError(f"compile: argnums must be ints, got {v!r}")
+        return CompiledFunction(f, d.type, nums, names, donate)
+    return wrap if fn is None else wrap(fn)
+
+
+def make_graph(fn: Callable, static_argnums=(), static_argnames=()) -> Callable[..., Graph]:
+    """``make_graph(fn)(*example_args)`` returns the traced `Graph` of `fn`.
+
+    >>> import tracejit as tj
+    >>> g = tj.make_graph(lambda x: (x * 2).sum())(tj.ones(3))
+    >>> [n.op for n in g.nodes]
+    ['constant', 'mul', 'reduce_sum']
+    """
+    cf = compile(fn, device="interpreter", static_argnums=static_argnums,
+                 static_argnames=static_argnames)
+
+    @functools.wraps(fn)
+    def graph_of(*args, **kwargs) -> Graph:
+        return cf.lower(*args, **kwargs).graph
+    return graph_of
+

@@ -1,0 +1,1 @@
+"""Graph -> Graph optimization passes, run in the order of `pipeline.PASSES`."""

@@ -1,0 +1,9 @@
+"""The primitives: every op's semantics in one record each (see `registry.OpDef`).
+
+Input: nothing. Output: `PRIMITIVES`, filled by importing the modules below.
+"""
+
+from . import control, elementwise, reduce, structure  # noqa: F401  (they register records)
+from .registry import PRIMITIVES, OpDef, RuleError, get, register
+
+__all__ = ["PRIMITIVES", "OpDef", "RuleError", "get", "register"]

@@ -1,0 +1,1 @@
+"""Runtimes: what executes graphs (the numpy interpreter now; LLVM and CUDA later)."""

@@ -1,0 +1,424 @@
+"""`Tensor`: tracejit's one array type.
+
+Input: numpy buffers (a realized Tensor) or graph nodes (a tracer inside `compile`/`make_graph`).
+Output: an object with PyTorch's tensor API. Ops and operator methods are attached by
+`tracejit.ops.methods`; every one of them goes through `trace.bind`, so realized Tensors compute
+eagerly and tracers record graph nodes with the same type rules and errors.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import dtypes as D
+from .errors import user_error
+from .ir.graph import TensorType
+
+__all__ = ["Tensor", "device", "as_tensor", "to_numpy_arg", "tensor", "from_numpy", "asarray"]
+
+
+class device:
+    """A device name: ``tj.device("cpu")``, ``tj.device("cuda:0")``, ``tj.device("cuda", 1)``."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, type, index: int | None = None):
+        if isinstance(type, device):
+            type, index = type.type, type.index
+        if not isinstance(type, str):
+            raise TypeError(f"device: expected a string like 'cpu' or 'cuda:0', got {type!r}")
+        if ":" in type:
+            type, _, idx = type.partition(":")
+            if not idx.isdigit():
+                raise ValueError(f"device: bad device index in {type}:{idx}")
+            index = int(idx)
+        if type not in ("cpu", "cuda", "interpreter"):
+            raise ValueError(f"device: unknown device type {type!r} (expected 'cpu' or 'cuda')")
+        self.type, self.index = type, index
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self):
+        idx = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{idx})"
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            other = device(other)
+        return isinstance(other, device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+
+_CPU = device("cpu")
+
+
+class Tensor:
+    """An n-dimensional array with PyTorch's API (see SPEC §1).
+
+    >>> import tracejit as tj
+    >>> t = tj.tensor([[1.0, 2.0], [3.0, 4.0]])
+    >>> (t * 2 + 1).sum(dim=1)
+    tensor([ 8., 16.])
+    """
+
+    __array_priority__ = 1000
+
+    def __init__(self, data=None, *, dtype=None):
+        src = as_tensor(data if data is not None else [], dtype=dtype, copy=True)
+        self._value, self._node, self._builder, self._weak = (
+            src._value, src._node, src._builder, src._weak)
+        self._init_autograd()
+
+    def _init_autograd(self):
+        self.requires_grad = False
+        self.grad = None
+        self.grad_fn = None
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def _wrap(cls, value: np.ndarray, weak: bool = False) -> Tensor:
+        """A realized Tensor around `value` (no copy). Weak eager values take default dtypes."""
+        t = object.__new__(cls)
+        if weak:
+            value = value.astype({0: np.bool_, 1: np.int64, 2: np.float32}[
+                D.as_dtype(value.dtype).category])
+        t._value, t._node, t._builder, t._weak = value, None, None, False
+        t._init_autograd()
+        return t
+
+    @classmethod
+    def _tracer(cls, node, builder) -> Tensor:
+        t = object.__new__(cls)
+        t._value, t._node, t._builder = None, node, builder
+        t._weak = node.type.weak if node.type is not None else False
+        t._init_autograd()
+        return t
+
+    def _type(self):
+        if self._node is not None:
+            return self._node.type if self._node.type is not None else self._node.types
+        return TensorType(self._value.shape, D.as_dtype(self._value.dtype), self._weak)
+
+    @property
+    def _is_tracer(self) -> bool:
+        return self._node is not None
+
+    # -- attributes -------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._node.shape if self._node is not None else self._value.shape
+
+    @property
+    def dtype(self) -> D.DType:
+        return self._node.dtype if self._node is not None else D.as_dtype(self._value.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def device(self) -> device:
+        return _CPU
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def layout(self):
+        return "strided"
+
+    def numel(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def size(self, dim: int | None = None):
+        if dim is None:
+            return self.shape
+        from .ops.common import norm_axis
+        return self.shape[norm_axis(dim, self.ndim, "size")]
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __hash__(self):
+        return id(self)
+
+    # -- conversion to Python/numpy ---------------------------------------------------------
+    def _concrete(self, what: str) -> np.ndarray:
+        if self._node is not None:
+            from .trace import concretization_error
+            raise concretization_error(what, self._type())
+        return self._value
+
+    def numpy(self) -> np.ndarray:
+        """The data as a numpy array, sharing memory with this Tensor."""
+        return self._concrete("Tensor.numpy()")
+
+    def __array__(self, dtype=None, copy=None):
+        v = self._concrete("np.asarray(tensor)")
+        if dtype is not None and np.dtype(dtype) != v.dtype:
+            return v.astype(dtype)
+        return np.array(v, copy=True) if copy else v
+
+    def item(self):
+        v = self._concrete("Tensor.item()")
+        if v.size != 1:
+            raise user_error(ValueError, f"item(): a Tensor with {v.size} elements cannot be "
+                             "converted to a Python scalar")
+        return v.reshape(()).item()
+
+    def tolist(self):
+        return self._concrete("Tensor.tolist()").tolist()
+
+    def _scalar(self, kind, what):
+        v = self._concrete(what)
+        if v.size != 1:
+            raise user_error(ValueError, f"{what}: only one-element tensors can be converted "
+                             f"to Python scalars (shape {list(v.shape)})")
+        return kind(v.reshape(()).item())
+
+    def __bool__(self):
+        return self._scalar(bool, "bool(tensor)")
+
+    def __float__(self):
+        return self._scalar(float, "float(tensor)")
+
+    def __int__(self):
+        return self._scalar(int, "int(tensor)")
+
+    def __index__(self):
+        if not (self.dtype.is_integer or self.dtype.is_bool):
+            raise TypeError(f"only integer tensors can be used as an index, got {self.dtype}")
+        return self._scalar(int, "operator.index(tensor)")
+
+    def __complex__(self):
+        return self._scalar(complex, "complex(tensor)")
+
+    def __format__(self, spec):
+        if self._node is None and self._value.ndim == 0 and spec:
+            return format(self._value.item(), spec)
+        return format(repr(self), spec)
+
+    def __repr__(self):
+        from .printing import tensor_repr
+        return tensor_repr(self)
+
+    __str__ = __repr__
+
+    # -- devices, dtypes, copies ------------------------------------------------------------
+    def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
+        for a in args:
+            if isinstance(a, (D.DType, type)) or (isinstance(a, str) and a in D._BY_NAME):
+                dtype = a
+            elif isinstance(a, Tensor):
+                dtype = a.dtype
+            else:
+                device = a
+        if device is not None:
+            _check_device(device)
+        out = self.astype(dtype) if dtype is not None else self
+        return out.clone() if copy and out is self else out
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None):
+        _check_device("cuda" if device is None else device)
+
+    def astype(self, dtype) -> Tensor:
+        from .ops.common import cast
+        return cast(self, D.as_dtype(dtype))
+
+    def float(self):
+        return self.astype(D.float32)
+
+    def double(self):
+        return self.astype(D.float64)
+
+    def half(self):
+        return self.astype(D.float16)
+
+    def long(self):
+        return self.astype(D.int64)
+
+    def int(self):
+        return self.astype(D.int32)
+
+    def bool(self):
+        return self.astype(D.bool_)
+
+    def type(self, dtype=None):
+        return self.dtype if dtype is None else self.astype(dtype)
+
+    def clone(self) -> Tensor:
+        if self._node is not None:
+            return self
+        return Tensor._wrap(np.array(self._value, copy=True))
+
+    def contiguous(self) -> Tensor:
+        if self._node is not None or self._value.flags.c_contiguous:
+            return self
+        return Tensor._wrap(np.ascontiguousarray(self._value))
+
+    def is_contiguous(self) -> bool:
+        return self._node is not None or bool(self._value.flags.c_contiguous)
+
+    def detach(self) -> Tensor:
+        if self._node is not None:
+            return self
+        return Tensor._wrap(self._value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and not self.dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False):
+        raise NotImplementedError("Tensor.backward (eager autograd) is not implemented yet; "
+                                  "it lands with the [tensor] issue")
+
+
+def _check_device(dev) -> None:
+    d = device(dev)
+    if d.type == "cuda":
+        raise RuntimeError("CUDA tensors are not available: the CUDA backend is not implemented "
+                           "yet (see docs/gpu.md)")
+
+
+def _infer_list_dtype(data) -> D.DType:
+    """PyTorch's inference for nested Python data: any float -> float32, ints -> int64."""
+    kinds = set()
+
+    def walk(x):
+        if isinstance(x, (list, tuple)):
+            for y in x:
+                walk(y)
+        elif isinstance(x, Tensor):
+            kinds.add(x.dtype.category)
+        elif isinstance(x, (bool, np.bool_)):
+            kinds.add(0)
+        elif isinstance(x, numbers.Integral):
+            kinds.add(1)
+        elif isinstance(x, numbers.Real):
+            kinds.add(2)
+        else:
+            raise TypeError(f"tensor data must be numbers, got {type(x).__name__}: {x!r}")
+    walk(data)
+    return {0: D.bool_, 1: D.int64, 2: D.float32}[max(kinds, default=2)]
+
+
+def _list_to_numpy(data, dtype: D.DType | None) -> np.ndarray:
+    dt = dtype or _infer_list_dtype(data)
+
+    def unwrap(x):
+        if isinstance(x, (list, tuple)):
+            return [unwrap(y) for y in x]
+        if isinstance(x, Tensor):
+            return x.numpy().tolist()
+        return x
+    try:
+        return np.array(unwrap(data), dtype=dt.np)
+    except (ValueError, OverflowError) as e:
+        raise TypeError(f"tensor data is ragged or not numeric: {e}") from None
+
+
+def as_tensor(data, dtype=None, copy: bool = False) -> Tensor:
+    """Converts `data` to a Tensor: inside a trace, non-Tensor data becomes a constant node.
+
+    Python scalars become weakly typed values (they adopt the other operand's dtype).
+    """
+    from .trace import bind, current_builder
+    from .ir.graph import Literal
+    dtype = None if dtype is None else D.as_dtype(dtype)
+    if isinstance(data, Tensor):
+        out = data if dtype is None or data.dtype == dtype else data.astype(dtype)
+        return out.clone() if copy and out is data else out
+    if isinstance(data, (bool, int, float)) and not isinstance(data, np.generic):
+        if dtype is None:
+            dt = {0: D.bool_, 1: D.int64, 2: D.float64}[D.scalar_dtype(data).category]
+            return bind("constant", value=data, dtype=dt, weak=True)
+        return bind("constant", value=data, dtype=dtype)
+    if isinstance(data, (np.ndarray, np.generic)):
+        arr = np.asarray(data)
+        D.as_dtype(arr.dtype)  # rejects unsupported dtypes with a clear TypeError
+        if dtype is not None:
+            arr = arr.astype(dtype.np, copy=False)
+    elif isinstance(data, (list, tuple)):
+        arr = _list_to_numpy(data, dtype)
+    elif hasattr(data, "__array__") or hasattr(data, "__array_interface__"):
+        arr = np.asarray(data)
+        D.as_dtype(arr.dtype)
+        if dtype is not None:
+            arr = arr.astype(dtype.np, copy=False)
+    else:
+        raise user_error(TypeError, f"expected array data (a Tensor, numpy array, number or "
+                         f"nested list of numbers), got {type(data).__name__}: {data!r:.80}")
+    if current_builder() is not None:
+        return bind("constant", value=Literal(arr), dtype=D.as_dtype(arr.dtype))
+    if copy or not arr.flags.writeable:
+        arr = np.array(arr, copy=True)
+    return Tensor._wrap(arr)
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new Tensor holding a copy of `data` (nested lists, numbers, arrays, Tensors).
+
+    >>> import tracejit as tj
+    >>> tj.tensor([1, 2, 3])
+    tensor([1, 2, 3])
+    >>> tj.tensor([1.5, 2]).dtype
+    tracejit.float32
+    """
+    if device is not None:
+        _check_device(device)
+    t = as_tensor(data, dtype=dtype, copy=True)
+    if isinstance(data, (bool, int, float)) and dtype is None:
+        t = t.astype(D.scalar_dtype(data))
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def asarray(data, dtype=None, device=None) -> Tensor:
+    """Like `tensor`, but shares memory with numpy arrays and Tensors when it can."""
+    if device is not None:
+        _check_device(device)
+    t = as_tensor(data, dtype=dtype)
+    if isinstance(data, (bool, int, float)) and dtype is None:
+        t = t.astype(D.scalar_dtype(data))
+    return t
+
+
+def from_numpy(a: np.ndarray) -> Tensor:
+    """A Tensor sharing memory with numpy array `a` (writes to either are seen by both)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"from_numpy: expected np.ndarray, got {type(a).__name__}")
+    D.as_dtype(a.dtype)
+    return Tensor._wrap(a)
+
+
+def to_numpy_arg(x, node=None) -> np.ndarray:
+    """The numpy value of a runtime argument (for running graphs directly)."""
+    if isinstance(x, Tensor):
+        return x.numpy()
+    if isinstance(x, (bool, int, float)):
+        if node is not None:
+            return np.asarray(x, dtype=node.dtype.np)
+        return np.asarray(x)
+    return np.asarray(x)

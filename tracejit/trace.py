@@ -1,0 +1,214 @@
+"""Tracing: turning Python calls on Tensors into Graph nodes.
+
+Input: a Python function and example arguments. Output: a `Graph`. Every op in tracejit ends in
+`bind(primitive, *operands, **params)`. With no trace active, `bind` evaluates the primitive's
+numpy reference at once (eager mode). Inside a trace it checks the type rule, records a node
+with the user's source location in the innermost `Builder`, and returns a tracer (a `Tensor`
+holding a node instead of a buffer). Identical nodes are hash-consed, so CSE is nearly free.
+
+Values from outside a trace are lifted on first use: a realized Tensor becomes an implicit
+*captured* input, read again at every call; a tracer of an enclosing trace (inside a `cond`
+branch or loop body) becomes a captured input of the inner graph, which the control-flow node
+receives as an extra operand.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import numpy as np
+
+from . import dtypes as D
+from .errors import ConcretizationError, SourceLoc, TraceError, user_error, user_location
+from .ir.graph import Graph, Node, TensorType, freeze_params
+from .primitives import PRIMITIVES, RuleError
+
+__all__ = ["Builder", "bind", "current_builder", "trace_graph", "concretization_error"]
+
+_state = threading.local()
+
+
+def _stack() -> list[Builder]:
+    s = getattr(_state, "stack", None)
+    if s is None:
+        s = _state.stack = []
+    return s
+
+
+def current_builder() -> Builder | None:
+    s = _stack()
+    return s[-1] if s else None
+
+
+class Builder:
+    """Collects the nodes of one graph under construction."""
+
+    def __init__(self, name: str = "f", parent: Builder | None = None):
+        self.name = name
+        self.parent = parent
+        self.inputs: list[Node] = []
+        self.captured: list[Any] = []  # what each captured input stands for (Tensor or Node)
+        self._capture_index: dict[int, Node] = {}
+        self._table: dict[tuple, Node] = {}
+        self.active = False
+
+    def __enter__(self):
+        _stack().append(self)
+        self.active = True
+        return self
+
+    def __exit__(self, *exc):
+        self.active = False
+        popped = _stack().pop()
+        assert popped is self, "trace contexts exited out of order"
+
+    # -- inputs ---------------------------------------------------------------------------
+    def add_input(self, t: TensorType, name: str, kind: str = "arg") -> Node:
+        names = {n.name for n in self.inputs}
+        base, k = _sanitize(name), 1
+        unique = base
+        while unique in names:
+            unique, k = f"{base}_{k}", k + 1
+        node = Node("input", (), {"index": len(self.inputs), "kind": kind}, t, name=unique)
+        self.inputs.append(node)
+        return node
+
+    def lift(self, x) -> Node:
+        """The node standing for operand `x` (a Tensor, realized or traced) in this graph."""
+        from .tensor import Tensor
+        assert isinstance(x, Tensor)
+        if x._node is not None:
+            if x._builder is self:
+                return x._node
+            if not x._builder.active or not self._is_ancestor(x._builder):
+                raise user_error(TraceError, "a traced value escaped the function it was "
+                                 "traced in (it was stored in a global or closure and used "
+                                 "after, or outside, that trace); return it instead")
+            outer = x._node if x._builder is self.parent else self.parent.lift(x)
+            return self._capture(outer, outer.type, "c")
+        if self.parent is not None:  # realized Tensor: capture at the outermost graph
+            return self._capture(self.parent.lift(x), x._type(), "c")
+        key = id(x)
+        if key not in self._capture_index:
+            self._capture_index[key] = self.add_input(x._type(), "capture", kind="capture")
+            self.captured.append(x)
+        return self._capture_index[key]
+
+    def _capture(self, outer: Any, t: TensorType, name: str) -> Node:
+        key = id(outer)
+        if key not in self._capture_index:
+            self._capture_index[key] = self.add_input(t, name, kind="capture")
+            self.captured.append(outer)
+        return self._capture_index[key]
+
+    def _is_ancestor(self, b: Builder) -> bool:
+        p = self.parent
+        while p is not None:
+            if p is b:
+                return True
+            p = p.parent
+        return False
+
+    # -- nodes ----------------------------------------------------------------------------
+    def add(self, op: str, inputs: tuple[Node, ...], params: dict, t, loc: SourceLoc | None):
+        multi = isinstance(t, tuple)
+        effect = PRIMITIVES[op].has("effect")
+        key = None
+        if not effect:
+            key = (op, tuple(id(n) for n in inputs), freeze_params(params))
+            hit = self._table.get(key)
+            if hit is not None:
+                return hit
+        node = Node(op, inputs, params, None if multi else t, loc, types=t if multi else None)
+        if key is not None:
+            self._table[key] = node
+        return node
+
+    def finish(self, outputs: list[Node]) -> Graph:
+        return Graph(self.inputs, outputs, self.name)
+
+
+def _sanitize(name: str) -> str:
+    out = "".join(c if (c.isalnum() or c in "_.") else "." for c in name)
+    out = ".".join(p for p in out.split(".") if p) or "arg"
+    return out if not out[0].isdigit() else "a" + out
+
+
+def _describe(types) -> str:
+    return ", ".join(str(t) for t in types)
+
+
+def bind(name: str, *operands, **params):
+    """Applies primitive `name` to Tensors: evaluates eagerly, or records a node in a trace."""
+    from .tensor import Tensor
+    op = PRIMITIVES[name]
+    types = [x._type() for x in operands]
+    try:
+        t = op.rule(*types, **params)
+    except RuleError as e:
+        raise user_error(e.kind, f"{name}: {e} (operands: {_describe(types) or 'none'})") from None
+    b = current_builder()
+    if b is None:
+        vals = [x._value for x in operands]
+        try:
+            out = op.ref(*vals, **params)
+        except (IndexError, ZeroDivisionError, ValueError) as e:
+            raise user_error(type(e), str(e)) from None
+        if isinstance(t, tuple):
+            return tuple(Tensor._wrap(_coerce(o, tt), weak=tt.weak) for o, tt in zip(out, t))
+        return Tensor._wrap(_coerce(out, t), weak=t.weak)
+    node = b.add(name, tuple(b.lift(x) for x in operands), params, t, user_location())
+    if isinstance(t, tuple):
+        return tuple(bind("get", Tensor._tracer(node, b), index=i) for i in range(len(t)))
+    return Tensor._tracer(node, b)
+
+
+def _coerce(v, t: TensorType) -> np.ndarray:
+    v = np.asarray(v)
+    if v.dtype != t.dtype.np:
+        v = v.astype(t.dtype.np)
+    if not v.flags.writeable:
+        v = np.array(v, copy=True)
+    assert v.shape == t.shape, f"reference produced {v.shape}, rule says {t.shape}"
+    return v
+
+
+def trace_graph(fn: Callable, flat_types: list[TensorType], names: list[str], name: str,
+                parent: Builder | None = None, unflatten: Callable | None = None,
+                strong_outputs: bool = False):
+    """Traces `fn` on tracers of `flat_types`; returns ``(graph, out_tree, builder)``.
+
+    `unflatten` turns the flat list of tracers back into `fn`'s arguments. With
+    `strong_outputs`, weakly typed results are cast to their default dtype (a Python float
+    result comes back as float32, as ``torch.tensor(0.5)`` would).
+    """
+    from . import tree
+    from .tensor import Tensor, as_tensor
+    b = Builder(name, parent)
+    with b:
+        tracers = [Tensor._tracer(b.add_input(t, n), b) for t, n in zip(flat_types, names)]
+        out = fn(*(unflatten(tracers) if unflatten else tracers))
+        leaves, out_tree = tree.flatten(out)
+        nodes = []
+        for i, leaf in enumerate(leaves):
+            if not isinstance(leaf, Tensor):
+                try:
+                    leaf = as_tensor(leaf)
+                except TypeError:
+                    raise user_error(TypeError, f"{name}: output {i} is a "
+                                     f"{type(leaf).__name__}, not an array") from None
+            if strong_outputs and leaf._weak:
+                leaf = bind("convert", leaf, dtype={0: D.bool_, 1: D.int64, 2: D.float32}[
+                    leaf.dtype.category], weak=False)
+            nodes.append(b.lift(leaf))
+    return b.finish(nodes), out_tree, b
+
+
+def concretization_error(what: str, t: TensorType) -> ConcretizationError:
+    return user_error(ConcretizationError, (
+        f"{what} needs the concrete value of a traced {t}, which is only known when the "
+        "compiled code runs: Python control flow cannot depend on traced values.\n"
+        "Fixes: use tj.where(c, a, b) or tj.cond(pred, true_fn, false_fn, *operands) for "
+        "branches; tj.while_loop / tj.fori_loop for loops; or pass the value as a static "
+        "argument (static_argnums / static_argnames) if it is configuration, not data."))
