@@ -177,10 +177,10 @@ def einsum(equation: str, *operands):
     sizes: dict[str, int] = {}
     for x, s in zip(xs, subs):
         for c, n in zip(s, x.shape):
-            if sizes.get(c, 1) != n and n != 1:
+            if c in sizes and n != sizes[c] and 1 not in (n, sizes[c]):
                 raise user_error(ValueError, f"einsum: subscript {c!r} has size {n} in one "
-                                 f"operand and {sizes[c]} in another")
-            sizes[c] = max(sizes.get(c, 1), n)
+                                 f"place and {sizes[c]} in another")
+            sizes[c] = n if c not in sizes or sizes[c] == 1 else sizes[c]
     ops = []
     for x, s in zip(xs, subs):
         x, s = _diagonal(x, s)
