@@ -24,7 +24,8 @@ from .errors import ConcretizationError, SourceLoc, TraceError, user_error, user
 from .ir.graph import Graph, Node, TensorType, freeze_params
 from .primitives import PRIMITIVES, RuleError
 
-__all__ = ["Builder", "bind", "current_builder", "trace_graph", "concretization_error"]
+__all__ = ["Builder", "bind", "current_builder", "trace_graph", "trace_subgraph",
+           "concretization_error"]
 
 _state = threading.local()
 
@@ -203,6 +204,39 @@ def trace_graph(fn: Callable, flat_types: list[TensorType], names: list[str], na
                     leaf.dtype.category], weak=False)
             nodes.append(b.lift(leaf))
     return b.finish(nodes), out_tree, b
+
+
+def trace_subgraph(fn: Callable, in_types: list[TensorType], names: list[str], name: str,
+                   seeds: list = (), out_dtypes: list | None = None):
+    """Traces `fn` as a closed sub-graph of the current trace (a branch or loop body).
+
+    The sub-graph's inputs are `fn`'s arguments, then one captured input per seed (outer nodes
+    captured by a sibling sub-graph, so siblings share one input list), then whatever else `fn`
+    closes over. `out_dtypes` casts the outputs. Returns ``(graph, out_tree, captured)`` where
+    `captured` lists the enclosing graph's nodes that feed the captured inputs, in order.
+    """
+    from . import tree
+    from .tensor import Tensor, as_tensor
+    parent = current_builder()
+    assert parent is not None, "sub-graphs are traced inside an enclosing trace"
+    b = Builder(name, parent)
+    with b:
+        tracers = [Tensor._tracer(b.add_input(t, n), b) for t, n in zip(in_types, names)]
+        for s in seeds:
+            b._capture(s, s.type, "c")
+        leaves, out_tree = tree.flatten(fn(*tracers))
+        nodes = []
+        for i, leaf in enumerate(leaves):
+            if not isinstance(leaf, Tensor):
+                try:
+                    leaf = as_tensor(leaf)
+                except TypeError:
+                    raise user_error(TypeError, f"{name}: output {i} is a "
+                                     f"{type(leaf).__name__}, not an array") from None
+            if out_dtypes is not None and leaf.dtype != out_dtypes[i]:
+                leaf = bind("convert", leaf, dtype=out_dtypes[i], weak=False)
+            nodes.append(b.lift(leaf))
+    return b.finish(nodes), out_tree, list(b.captured)
 
 
 def concretization_error(what: str, t: TensorType) -> ConcretizationError:
