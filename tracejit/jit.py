@@ -170,6 +170,7 @@ class CompiledFunction:
         self._cache: dict[tuple, _Entry] = {}
         self._hits = self._misses = 0
         self._fname = getattr(fn, "__qualname__", getattr(fn, "__name__", "f"))
+        self._graph_name = _graph_name(fn)
         try:
             self._sig = inspect.signature(fn)
         except (TypeError, ValueError):
@@ -233,7 +234,7 @@ class CompiledFunction:
             return (tuple(args), kwargs)
 
         graph, out_tree, b = trace_graph(
-            lambda a, kw: self.fn(*a, **kw), call.types, call.names, self._fname,
+            lambda a, kw: self.fn(*a, **kw), call.types, call.names, self._graph_name,
             unflatten=rebuild, strong_outputs=True)
         return graph, out_tree, b.captured
 
@@ -279,6 +280,13 @@ class CompiledFunction:
         if reason is None:
             reason = min((_diff(call, e, k) for k, e in self._cache.items()), key=len)
         log.warning("tracejit: retracing %s: %s", self._fname, reason)
+
+
+def _graph_name(fn) -> str:
+    """An identifier for the graph: the function's name (``lambda`` for lambdas)."""
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    name = "".join(c if c.isalnum() or c == "_" else "_" for c in name).strip("_") or "f"
+    return "f_" + name if name[0].isdigit() else name
 
 
 def _static_key(v):
