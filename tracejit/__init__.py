@@ -14,6 +14,7 @@ from .dtypes import (DType, bool_, float16, float32, float64, int8, int16, int32
                      promote_types, uint8)
 from .errors import ConcretizationError, GraphFormatError, SourceLoc, TraceError
 from .ir import Graph, Node, TensorType
+from . import nn
 from .control import cond, fori_loop, scan, while_loop
 from .jit import CompiledFunction, Lowered, compile, make_graph
 from .ops import *  # noqa: F401,F403

@@ -70,16 +70,24 @@ def _leaf_value(x, path: str, fname: str):
 
 
 def _flatten_args(args: tuple, kwargs: dict, fname: str, pos_names=()):
+    """``(treedef, values, types)`` of the dynamic arguments (the per-call fast path)."""
     leaves, treedef = tree.flatten((args, kwargs), is_leaf=_numeric_list)
-    paths = tree.leaf_paths((args, kwargs), is_leaf=_numeric_list)
-    names, vals, types = [], [], []
-    for leaf, p in zip(leaves, paths):
-        name = _pretty_path(p, pos_names)
-        v, t = _leaf_value(leaf, name, fname)
-        names.append(name)
+    vals, types = [], []
+    for i, leaf in enumerate(leaves):
+        try:
+            v, t = _leaf_value(leaf, "", fname)
+        except (TypeError, OverflowError):  # redo with the argument's name in the message
+            name = _leaf_names(args, kwargs, pos_names)[i]
+            _leaf_value(leaf, name, fname)
+            raise
         vals.append(v)
         types.append(t)
-    return treedef, names, vals, types
+    return treedef, vals, types
+
+
+def _leaf_names(args: tuple, kwargs: dict, pos_names=()) -> list[str]:
+    paths = tree.leaf_paths((args, kwargs), is_leaf=_numeric_list)
+    return [_pretty_path(p, pos_names) for p in paths]
 
 
 def _pretty_path(p: str, pos_names=()) -> str:
@@ -120,10 +128,15 @@ class _Entry:
 class _Call:
     key: tuple
     treedef: Any
-    names: list
     vals: list
     types: list
     static: dict = field(default_factory=dict)
+    dyn: tuple = ((), {})  # the dynamic (args, kwargs), for naming graph inputs
+    pos_names: tuple = ()
+
+    @property
+    def names(self) -> list[str]:
+        return _leaf_names(*self.dyn, self.pos_names)
 
 
 class Lowered:
@@ -215,10 +228,10 @@ class CompiledFunction:
 
     def _signature(self, args, kwargs) -> _Call:
         dyn_args, dyn_kwargs, static = self._split(args, kwargs)
-        treedef, names, vals, types = _flatten_args(dyn_args, dyn_kwargs, self._fname,
-                                                    self._pos_names)
+        treedef, vals, types = _flatten_args(dyn_args, dyn_kwargs, self._fname, self._pos_names)
         skey = tuple(sorted(((str(k), _static_key(v)) for k, v in static.items())))
-        return _Call((treedef, tuple(types), skey), treedef, names, vals, types, static)
+        return _Call((treedef, tuple(types), skey), treedef, vals, types, static,
+                     (dyn_args, dyn_kwargs), self._pos_names)
 
     # -- tracing -----------------------------------------------------------------------------
     def _trace(self, call: _Call):

@@ -109,7 +109,10 @@ def sign(input):
 
 
 def square(input):
+    """``input * input``; bool tensors give int64, as in PyTorch."""
     x = operand(input)
+    if x.dtype.is_bool:
+        x = cast(x, D.int64)
     return mul(x, x)
 
 

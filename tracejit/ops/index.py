@@ -326,6 +326,8 @@ def index_select(input, dim, index):
     idx = index if isinstance(index, Tensor) else np.asarray(index, dtype=np.int64)
     if getattr(idx, "ndim", 1) > 1:
         raise user_error(IndexError, "index_select: index must be 0-d or 1-d")
+    if idx.ndim == 0:  # a 0-d index keeps the dim (size 1), as in PyTorch
+        idx = reshape(idx, 1) if isinstance(idx, Tensor) else idx.reshape(1)
     return getitem(x, (slice(None),) * a + (idx,))
 
 

@@ -190,7 +190,7 @@ def einsum(equation: str, *operands):
         others = out + "".join(t for j, (_, t) in enumerate(ops) if j != i)
         drop = tuple(k for k, c in enumerate(s) if c not in others)
         if drop:
-            ops[i] = (bind("reduce_sum", x, axes=drop), "".join(c for c in s if c not in others))
+            ops[i] = (bind("reduce_sum", x, axes=drop), "".join(c for c in s if c in others))
     while len(ops) > 1:
         (a, sa), (b, sb) = ops[0], ops[1]
         need = out + "".join(t for _, t in ops[2:])

@@ -7,6 +7,7 @@ accumulate in int64, as in PyTorch; ``max(x, dim)`` returns ``(values, indices)`
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections import namedtuple
 
@@ -84,7 +85,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None
 
 def _extreme(prim, name, input, dim, keepdim, axis, keepdims):
     x, axes, kd = _args(name, input, dim, axis, keepdim, keepdims)
-    if x.numel() == 0 and any(x.shape[a] == 0 for a in axes):
+    if x.numel() == 0 and builtins.any(x.shape[a] == 0 for a in axes):  # `any` is ours
         raise user_error(IndexError, f"{name}: cannot reduce a zero-size dimension (operand "
                          f"shape {list(x.shape)}); the operation has no identity")
     return _reduce(prim, x, axes, kd)

@@ -300,8 +300,9 @@ def chunk(input, chunks, dim=0):
     a = norm_axis(dim, x.ndim, "chunk")
     if chunks <= 0:
         raise user_error(ValueError, f"chunk: chunks must be positive, got {chunks}")
-    size = -(-x.shape[a] // chunks) if x.shape[a] else 1
-    return split(x, max(size, 1), a)
+    if x.shape[a] == 0:  # PyTorch gives `chunks` empty pieces
+        return split(x, [0] * chunks, a)
+    return split(x, -(-x.shape[a] // chunks), a)
 
 
 def unbind(input, dim=0):

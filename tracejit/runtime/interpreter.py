@@ -3,7 +3,8 @@
 Input: a `Graph` and one numpy array per graph input. Output: one numpy array per graph output.
 It is the living definition of every op's semantics and the oracle every backend is tested
 against. Errors raised by a reference (an out-of-bounds index, an integer division by zero)
-are re-raised with the source line of the node that raised them.
+are re-raised with the source line of the node that raised them. Each intermediate is released
+right after its last use, so memory stays bounded by the live set and allocations stay warm.
 """
 
 from __future__ import annotations
@@ -17,28 +18,54 @@ from ..primitives import PRIMITIVES
 __all__ = ["run_graph"]
 
 
+def _plan(graph: Graph):
+    """Per node: (ref, params, operand slots, slots to free after it). Cached on the graph."""
+    plan = getattr(graph, "_interp_plan", None)
+    if plan is not None:
+        return plan
+    slot = {id(n): i for i, n in enumerate(graph.inputs)}
+    for n in graph.nodes:
+        slot[id(n)] = len(slot)
+    last = {}
+    for i, n in enumerate(graph.nodes):
+        for x in n.inputs:
+            last[slot[id(x)]] = i
+    keep = {slot[id(o)] for o in graph.outputs}
+    frees: list[list[int]] = [[] for _ in graph.nodes]
+    for s, i in last.items():
+        if s not in keep:
+            frees[i].append(s)
+    plan = [(PRIMITIVES[n.op].ref, n.params, [slot[id(x)] for x in n.inputs], frees[i], n)
+            for i, n in enumerate(graph.nodes)]
+    graph._interp_plan = plan = (plan, [slot[id(o)] for o in graph.outputs], len(slot))
+    return plan
+
+
 def run_graph(graph: Graph, args: list) -> list[np.ndarray]:
-    env: dict[int, object] = {}
-    for node, a in zip(graph.inputs, args, strict=True):
+    steps, out_slots, nslots = _plan(graph)
+    env: list = [None] * nslots
+    for i, (node, a) in enumerate(zip(graph.inputs, args, strict=True)):
         a = np.asarray(a)
         if a.shape != node.shape:
             raise ValueError(f"graph {graph.name}: input {node.name} expects shape "
                              f"{list(node.shape)}, got {list(a.shape)}")
-        env[id(node)] = a if a.dtype == node.dtype.np else a.astype(node.dtype.np)
-    for node in graph.nodes:
-        op = PRIMITIVES[node.op]
+        env[i] = a if a.dtype == node.dtype.np else a.astype(node.dtype.np)
+    base = len(graph.inputs)
+    for k, (ref, params, ins, frees, node) in enumerate(steps):
         try:
-            out = op.ref(*(env[id(i)] for i in node.inputs), **node.params)
+            out = ref(*[env[s] for s in ins], **params)
         except (IndexError, ZeroDivisionError, ValueError) as e:
             raise user_error(type(e), f"{e} (in {node.op})", node.loc) from None
         if node.type is not None:
             out = np.asarray(out)
             if out.dtype != node.dtype.np:
                 out = out.astype(node.dtype.np)
-        env[id(node)] = out
+        env[base + k] = out
+        for s in frees:
+            env[s] = None
     results = []
-    for o in graph.outputs:
-        v = env[id(o)]
+    for s, o in zip(out_slots, graph.outputs):
+        v = env[s]
         if o.op == "input" or not v.flags.writeable or any(v is r for r in results):
             v = np.array(v, copy=True)
         results.append(v)
