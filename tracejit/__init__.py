@@ -8,14 +8,26 @@
 0.0
 """
 
+from . import nn, random, tree
 from . import ops as _ops  # noqa: F401  (binds Tensor methods)
-from . import tree
-from .dtypes import (DType, bool_, float16, float32, float64, int8, int16, int32, int64,
-                     promote_types, uint8)
-from .errors import ConcretizationError, GraphFormatError, SourceLoc, TraceError
-from .ir import Graph, Node, TensorType
-from . import nn
 from .control import cond, fori_loop, scan, while_loop
+from .dtypes import (
+    DType,
+    bool_,
+    float16,
+    float32,
+    float64,
+    int8,
+    int16,
+    int32,
+    int64,
+    promote_types,
+    uint8,
+)
+from .errors import ConcretizationError, GraphFormatError, SourceLoc, TraceError
+from .generator import *  # noqa: F401,F403
+from .generator import Generator
+from .ir import Graph, Node, TensorType
 from .jit import CompiledFunction, Lowered, compile, make_graph
 from .ops import *  # noqa: F401,F403
 from .tensor import Tensor, asarray, device, from_numpy, tensor
@@ -31,7 +43,7 @@ short = int16
 __version__ = "0.1.0"
 
 
-def is_tensor(obj) -> "builtins.bool":  # noqa: F821
+def is_tensor(obj):
     return isinstance(obj, Tensor)
 
 

@@ -17,9 +17,9 @@ from . import dtypes as D
 from . import tree
 from .errors import user_error
 from .ir.graph import TensorType
+from .ops.common import cast, operand
 from .tensor import Tensor
 from .trace import bind, current_builder, trace_subgraph
-from .ops.common import cast, operand
 
 __all__ = ["cond", "while_loop", "fori_loop", "scan"]
 

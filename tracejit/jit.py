@@ -23,7 +23,8 @@ from . import dtypes as D
 from . import tree
 from .errors import user_error
 from .ir.graph import Graph, TensorType
-from .tensor import Tensor, _list_to_numpy, device as Device
+from .tensor import Tensor, _list_to_numpy
+from .tensor import device as Device
 from .trace import current_builder, trace_graph
 
 __all__ = ["compile", "make_graph", "CompiledFunction", "Lowered", "CacheInfo"]
@@ -120,9 +121,24 @@ class _Entry:
     graph: Graph
     out_tree: Any
     captured: list  # realized Tensors read at every call
-    guards: list  # (reader, object) pairs: a global/closure name must still hold the object
+    places: list  # per capture, the _Place it was found at (checked at every call), or None
     runner: Callable
     signature: str
+
+    def stale_capture(self) -> str | None:
+        """Why a cached trace no longer fits: a place that held a captured tensor now holds
+        another object (the trace read the old one, so it retraces), else None."""
+        for old, place in zip(self.captured, self.places, strict=True):
+            if place is None:
+                continue
+            now = place.read()
+            if now is old:
+                continue
+            what = (f"another tensor {now._type()}" if isinstance(now, Tensor) else "nothing"
+                    if now is _GONE else f"a {type(now).__name__}")
+            return (f"captured variable {place.desc} now holds {what} (traced with a tensor "
+                    f"{old._type()})")
+        return None
 
 
 @dataclass
@@ -223,8 +239,9 @@ class CompiledFunction:
             try:
                 hash(v)
             except TypeError:
-                raise user_error(TypeError, f"{self._fname}: static argument {k!r} must be "
-                                 f"hashable, got {type(v).__name__}") from None
+                name = _static_name(k, self._pos_names)
+                raise user_error(TypeError, f"{self._fname}: static argument {name!r} must be "
+                                 f"hashable, got {type(v).__name__} ({v!r:.60})") from None
         return tuple(dyn_args), dyn_kwargs, static
 
     def _signature(self, args, kwargs) -> _Call:
@@ -263,22 +280,25 @@ class CompiledFunction:
             return self.fn(*args, **kwargs)
         call = self._signature(args, kwargs)
         entry = self._cache.get(call.key)
-        if entry is not None and not all(read() is obj for read, obj in entry.guards):
-            entry = None
-            self._explain(call, "a global or closure variable now holds a different tensor")
-        elif entry is None:
+        if entry is None:
             self._explain(call)
+        else:
+            why = entry.stale_capture()
+            if why is not None:
+                entry = None
+                self._explain(call, why)
         if entry is None:
             self._misses += 1
             graph, out_tree, captured = self._trace(call)
             if any(c._is_tracer for c in captured):
                 raise AssertionError("top-level captures must be realized tensors")
-            entry = _Entry(graph, out_tree, captured, _guards(self.fn, captured),
+            entry = _Entry(graph, out_tree, captured, _find_places(self.fn, captured),
                            _backend_runner(graph, self.device), _describe(call))
             self._cache[call.key] = entry
         else:
             self._hits += 1
-        outs = entry.runner(list(call.vals) + [c.numpy() for c in entry.captured])
+        ins = list(call.vals) + [c.numpy() for c in entry.captured]
+        outs = _unaliased(entry.runner(ins), ins)
         return tree.unflatten(entry.out_tree, [Tensor._wrap(o) for o in outs])
 
     def cache_info(self) -> CacheInfo:
@@ -296,6 +316,18 @@ class CompiledFunction:
         log.warning("tracejit: retracing %s: %s", self._fname, reason)
 
 
+def _unaliased(outs: list, ins: list) -> list:
+    """Results never share memory with the arguments or with each other (a backend may return
+    views, e.g. a reshape of an input), so writing into one never changes another."""
+    out = []
+    for o in outs:
+        if isinstance(o, np.ndarray) and any(
+                np.may_share_memory(o, x) for x in ins + out if isinstance(x, np.ndarray)):
+            o = o.copy()
+        out.append(o)
+    return out
+
+
 def _graph_name(fn) -> str:
     """An identifier for the graph: the function's name (``lambda`` for lambdas)."""
     name = getattr(fn, "__name__", None) or type(fn).__name__
@@ -307,9 +339,18 @@ def _static_key(v):
     return (type(v).__qualname__, v)
 
 
+def _static_name(k, pos_names=()) -> str:
+    """A static argument's parameter name (its key is a position or a keyword)."""
+    if isinstance(k, int) or k.lstrip("-").isdigit():
+        i = int(k)
+        return pos_names[i] if 0 <= i < len(pos_names) else f"arg{i}"
+    return k
+
+
 def _describe(call: _Call) -> str:
     parts = [f"{n}: {t}" for n, t in zip(call.names, call.types)]
-    parts += [f"{k}={v!r} (static)" for k, v in call.static.items()]
+    parts += [f"{_static_name(k, call.pos_names)}={v!r} (static)"
+              for k, v in call.static.items()]
     return "(" + ", ".join(parts) + ")"
 
 
@@ -319,9 +360,10 @@ def _diff(call: _Call, entry: _Entry, key: tuple) -> str:
         return f"the argument structure changed: {treedef!r} -> {call.treedef!r}"
     if skey != call.key[2]:
         old, new = dict(skey), dict(call.key[2])
-        ks = [k for k in set(old) | set(new) if old.get(k) != new.get(k)]
-        return ", ".join(f"static argument {k} changed: {old.get(k, (0, '-'))[1]!r} -> "
-                         f"{new.get(k, (0, '-'))[1]!r}" for k in ks)
+        ks = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        show = lambda d, k: repr(d[k][1]) if k in d else "(not passed)"  # noqa: E731
+        return ", ".join(f"static argument {_static_name(k, call.pos_names)} changed: "
+                         f"{show(old, k)} -> {show(new, k)}" for k in ks)
     changes = [f"{n} changed {a} -> {b}" for n, a, b in zip(call.names, types, call.types)
                if a != b]
     return ", ".join(changes) or "unknown change"
@@ -378,8 +420,9 @@ def _find_places(fn, captured: list) -> list:
 
     Searches the global and closure variables that `fn` reads, and those of the user functions
     it refers to (helpers, methods), following only the attributes and items its code names.
-    This lets each call read the tensor a variable holds *now*: rebinding ``W = new_tensor``,
-    ``params['w'] = ...`` or ``model.w = ...`` after compiling is seen, not frozen.
+    Each call checks that these places still hold the same tensors, so rebinding
+    ``W = new_tensor``, ``params['w'] = ...`` or ``model.w = ...`` after compiling retraces
+    instead of silently reading the old object.
     """
     want = {id(c) for c in captured}
     if not want:
@@ -430,7 +473,8 @@ class _Search:
         for n in sorted(names):
             if n in g:
                 self.roots.append((_Place(n, lambda g=g, n=n: g[n]), g[n]))
-        for n, cell in zip(code.co_freevars, getattr(f, "__closure__", None) or ()):
+        cells = getattr(f, "__closure__", None) or ()
+        for n, cell in zip(code.co_freevars, cells, strict=False):
             try:
                 v = cell.cell_contents
             except ValueError:  # an empty cell: the variable is not bound yet

@@ -302,25 +302,32 @@ def _check_device(dev) -> None:
 
 
 def _infer_list_dtype(data) -> D.DType:
-    """PyTorch's inference for nested Python data: any float -> float32, ints -> int64."""
-    kinds = set()
+    """PyTorch's inference for nested data: the promotion of the elements' dtypes, where Python
+    floats count as float32, ints as int64 and bools as bool, while numpy scalars and Tensors
+    keep their own dtype (``[np.float64(1.5)]`` -> float64, ``[1.5, 2]`` -> float32)."""
+    out: D.DType | None = None
 
     def walk(x):
+        nonlocal out
         if isinstance(x, (list, tuple)):
             for y in x:
                 walk(y)
-        elif isinstance(x, Tensor):
-            kinds.add(x.dtype.category)
-        elif isinstance(x, (bool, np.bool_)):
-            kinds.add(0)
+            return
+        if isinstance(x, Tensor):
+            dt = x.dtype
+        elif isinstance(x, np.generic):
+            dt = D.as_dtype(x.dtype)
+        elif isinstance(x, bool):
+            dt = D.bool_
         elif isinstance(x, numbers.Integral):
-            kinds.add(1)
+            dt = D.int64
         elif isinstance(x, numbers.Real):
-            kinds.add(2)
+            dt = D.float32
         else:
             raise TypeError(f"tensor data must be numbers, got {type(x).__name__}: {x!r}")
+        out = dt if out is None else D.promote_types(out, dt)
     walk(data)
-    return {0: D.bool_, 1: D.int64, 2: D.float32}[max(kinds, default=2)]
+    return D.float32 if out is None else out
 
 
 def _list_to_numpy(data, dtype: D.DType | None) -> np.ndarray:
@@ -343,8 +350,8 @@ def as_tensor(data, dtype=None, copy: bool = False) -> Tensor:
 
     Python scalars become weakly typed values (they adopt the other operand's dtype).
     """
-    from .trace import bind, current_builder
     from .ir.graph import Literal
+    from .trace import bind, current_builder
     dtype = None if dtype is None else D.as_dtype(dtype)
     if isinstance(data, Tensor):
         out = data if dtype is None or data.dtype == dtype else data.astype(dtype)
@@ -376,6 +383,11 @@ def as_tensor(data, dtype=None, copy: bool = False) -> Tensor:
     return Tensor._wrap(arr)
 
 
+def _python_scalar(x) -> bool:
+    """A Python bool/int/float (numpy scalars subclass these but keep their own dtype)."""
+    return isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
+
+
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A new Tensor holding a copy of `data` (nested lists, numbers, arrays, Tensors).
 
@@ -388,7 +400,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     if device is not None:
         _check_device(device)
     t = as_tensor(data, dtype=dtype, copy=True)
-    if isinstance(data, (bool, int, float)) and dtype is None:
+    if _python_scalar(data) and dtype is None:
         t = t.astype(D.scalar_dtype(data))
     if requires_grad:
         t.requires_grad_(True)
@@ -400,7 +412,7 @@ def asarray(data, dtype=None, device=None) -> Tensor:
     if device is not None:
         _check_device(device)
     t = as_tensor(data, dtype=dtype)
-    if isinstance(data, (bool, int, float)) and dtype is None:
+    if _python_scalar(data) and dtype is None:
         t = t.astype(D.scalar_dtype(data))
     return t
 

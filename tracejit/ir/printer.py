@@ -71,7 +71,7 @@ def graph_to_text(graph: Graph, indent: str = "") -> str:
         if n.loc is not None:
             line = line.ljust(COMMENT_COLUMN - 1) + f"  # {n.loc}"
         lines.append(line)
-        for k, v in params.items():
+        for v in params.values():
             if isinstance(v, Graph):
                 lines.append(graph_to_text(v, indent + "    "))
             elif isinstance(v, tuple) and v and all(isinstance(g, Graph) for g in v):
