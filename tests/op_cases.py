@@ -867,7 +867,7 @@ _G = [((3, 4), Idx((3, 2), 4)), ((3, 4), Idx((2, 4), 4)), (T(4, 3), Idx((3, 3), 
 case("gather", {"fn": lambda x, i: tj.gather(x, 1, i), "method": lambda x, i: x.gather(1, i)},
      lambda x, i: np.take_along_axis(x[:i.shape[0]], i, 1), _G[:1] + _G[2:], dtypes=ALL)
 case("gather", lambda x, i: tj.gather(x, 0, i), lambda x, i: np.take_along_axis(x, i, 0),
-     [((3, 4), Idx((2, 4), 3)), ((3, 4), Idx((5, 4), 3, True))], dtypes=ALL, note="dim0")
+     [((3, 4), Idx((2, 4), 3)), ((3, 4), Idx((5, 4), 3))], dtypes=ALL, note="dim0")
 case("gather", lambda x, i: tj.gather(x, -1, i),
      lambda x, i: np.take_along_axis(x[:i.shape[0], :, :i.shape[2]], i, -1),
      [((2, 3, 4), Idx((1, 3, 2), 4))], dtypes=NUMERIC, note="smaller_index")

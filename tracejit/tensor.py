@@ -68,8 +68,16 @@ class Tensor:
 
     __array_priority__ = 1000
 
-    def __init__(self, data=None, *, dtype=None):
-        src = as_tensor(data if data is not None else [], dtype=dtype, copy=True)
+    def __init__(self, *args, dtype=None):
+        """``tj.Tensor(data)`` copies `data` as float32 (like ``torch.Tensor``); ``tj.Tensor(2,
+        3)`` is a zero-filled 2x3 float32 tensor."""
+        dt = D.float32 if dtype is None else D.as_dtype(dtype)
+        if args and all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+            src = as_tensor(np.zeros(args, dtype=dt.np), copy=True)
+        elif len(args) <= 1:
+            src = as_tensor(args[0] if args else [], dtype=dt, copy=True)
+        else:
+            raise TypeError("Tensor(): expected data or integer sizes")
         self._value, self._node, self._builder, self._weak = (
             src._value, src._node, src._builder, src._weak)
         self._init_autograd()
