@@ -379,10 +379,10 @@ case("logical_not", {"fn": tj.logical_not, "method": tj.Tensor.logical_not}, np.
      UN_SETS, dtypes=ALL, domain="small", out=B)
 case("__invert__", lambda a: ~a, np.logical_not, UN_SETS[:2], dtypes=(B,), out=B)
 
-_WHERE = [((3, 4), (3, 4), (3, 4)), ((3, 1), (1, 4), ()), ((), (2, 3), (3,)),
-          ((0, 3), (0, 3), (3,)), (T(3, 4), (3, 4), S(3, 4))]
-case("where", {"fn": tj.where, "method": lambda c, a, b: a.where(c, b)}, np.where,
-     [(Arr(c.shape if isinstance(c, Arr) else c, dtype=B),) + (a, b) for c, a, b in _WHERE],
+_WHERE = [(A(3, 4, dtype=B), (3, 4), (3, 4)), (A(3, 1, dtype=B), (1, 4), ()),
+          (A(dtype=B), (2, 3), (3,)), (A(0, 3, dtype=B), (0, 3), (3,)),
+          (Arr((3, 4), "T", B), (3, 4), S(3, 4))]
+case("where", {"fn": tj.where, "method": lambda c, a, b: a.where(c, b)}, np.where, _WHERE,
      dtypes=ALL)
 case("where", lambda c, a: tj.where(c, a, 0.5), lambda c, a: np.where(c, a, 0.5),
      [(A(3, 4, dtype=B), (3, 4))], dtypes=NUMERIC, out="float", note="scalar")
@@ -656,7 +656,7 @@ case("topk", lambda x: x.topk(0), lambda x: _np_topk(x, 0), _SORT[:1], dtypes=FL
 # Shape ops
 # ===========================================================================================
 
-SH = [((2, 3, 4),), (T(4, 3, 2),), (S(2, 3, 4),)]
+SH = [((2, 3, 4),), (T(2, 3, 4),), (S(2, 3, 4),)]
 _SHAPE = [
     # op, note, fn (callable or spellings), reference, input sets
     ("reshape", "", {"fn": lambda x: tj.reshape(x, (4, 6)), "method": lambda x: x.reshape(
@@ -664,7 +664,7 @@ _SHAPE = [
     ("reshape", "neg1", lambda x: x.reshape(-1, 2), lambda x: x.reshape(-1, 2), SH[:2]),
     ("reshape", "0d", lambda x: x.reshape(1, 1), lambda x: x.reshape(1, 1), [((),)]),
     ("reshape", "zero", lambda x: x.reshape(-1, 2), lambda x: x.reshape(-1, 2), [((3, 0),)]),
-    ("view", "", lambda x: x.view(-1), lambda x: x.reshape(-1), SH + [((),)]),
+    ("view", "", lambda x: x.view(-1), lambda x: x.reshape(-1), SH[:1] + [((),)]),
     ("view", "shape", lambda x: x.view(3, 8), lambda x: x.reshape(3, 8), SH[:1]),
     ("flatten", "", {"fn": tj.flatten, "method": tj.Tensor.flatten},
      lambda x: x.reshape(-1), SH + [((),), ((2, 0),)]),
@@ -680,21 +680,23 @@ _SHAPE = [
     ("squeeze", "dims", lambda x: tj.squeeze(x, (0, -1)), lambda x: np.squeeze(x, (0, 2)),
      [((1, 3, 1),)]),
     ("unsqueeze", "", {"fn": lambda x: tj.unsqueeze(x, 1), "method": lambda x: x.unsqueeze(
-        -1)}, lambda x: np.expand_dims(x, 1 if x.ndim > 1 else -1), [((2, 3),)]),
+        -2)}, lambda x: np.expand_dims(x, 1), [((2, 3),), (T(2, 3),)]),
     ("unsqueeze", "0d", lambda x: x.unsqueeze(0), lambda x: x.reshape(1), [((),)]),
     ("expand", "", {"fn": lambda x: tj.expand(x, 2, 3, 4), "method": lambda x: x.expand(
-        (2, -1, 4))}, lambda x: np.broadcast_to(x, (2, 3, 4)), [((3, 1),), (T(1, 3),)]),
+        (2, -1, 4))}, lambda x: np.broadcast_to(x, (2, 3, 4)), [((3, 1),), (T(3, 1),)]),
     ("expand", "0d", lambda x: x.expand(2, 2), lambda x: np.broadcast_to(x, (2, 2)), [((),)]),
     ("expand_as", "", {"fn": tj.expand_as, "method": tj.Tensor.expand_as},
      lambda x, y: np.broadcast_to(x, y.shape), [((3, 1), (2, 3, 4)), ((), (2, 0))]),
     ("broadcast_to", "", {"fn": lambda x: tj.broadcast_to(x, (2, 3, 4)),
                           "method": lambda x: x.broadcast_to((2, 3, 4))},
      lambda x: np.broadcast_to(x, (2, 3, 4)), [((3, 1),), ((4,),), ((),), (S(1, 4),)]),
-    ("repeat", "", {"fn": lambda x: x.repeat(2, 1, 3)},
+    ("repeat", "", {"fn": lambda x: tj.repeat(x, 2, 1, 3), "method": lambda x: x.repeat(
+        (2, 1, 3))},
      lambda x: np.tile(x, (2, 1, 3)), [((2, 3),), (T(3, 2),), ((1, 2, 3),), ((),)]),
-    ("tile", "", {"fn": lambda x: tj.tile(x, (2,)), "method": lambda x: x.tile((2, 1, 1))},
-     lambda x: np.tile(x, (2,)) if x.ndim < 3 else np.tile(x, (2, 1, 1)),
-     [((2, 3),), ((3,),)]),
+    ("tile", "", {"fn": lambda x: tj.tile(x, (2,)), "method": lambda x: x.tile((2,))},
+     lambda x: np.tile(x, (2,)), [((2, 3),), ((3,),), ((),)]),
+    ("tile", "more_dims", lambda x: x.tile((2, 1, 2)), lambda x: np.tile(x, (2, 1, 2)),
+     [((2, 3),), (T(2, 3),)]),
     ("transpose", "", {"fn": lambda x: tj.transpose(x, 0, 2),
                        "method": lambda x: x.transpose(-1, 0)},
      lambda x: np.swapaxes(x, 0, 2), SH),
@@ -708,8 +710,8 @@ _SHAPE = [
                       "method": lambda x: x.swapaxes(1, 0)},
      lambda x: np.swapaxes(x, 0, 1), SH),
     ("T", "", lambda x: x.T, lambda x: x.T, [((3, 4),), (T(4, 3),), ((5,),), ((),)]),
-    ("flip", "", {"fn": lambda x: tj.flip(x, (0, 2)), "method": lambda x: x.flip(-1)},
-     lambda x: np.flip(x, (0, 2)) if x.ndim == 3 else np.flip(x, -1), SH),
+    ("flip", "", {"fn": lambda x: tj.flip(x, (0, 2)), "method": lambda x: x.flip((0, -1))},
+     lambda x: np.flip(x, (0, 2)), SH),
     ("flip", "one", lambda x: tj.flip(x, 1), lambda x: np.flip(x, 1), SH[:2] + [((2, 0),)]),
     ("roll", "", {"fn": lambda x: tj.roll(x, 2, 1), "method": lambda x: x.roll(2, 1)},
      lambda x: np.roll(x, 2, 1), SH + [((2, 0),)]),
@@ -736,9 +738,9 @@ case("cat", lambda a, b, c: tj.cat([a, b, c], 1),
 case("cat", lambda a, b: tj.cat([a, b]), lambda a, b: np.concatenate([a, b]),
      [(A(2, dtype=I32), A(3, dtype=F32))], dtypes=MIXED, out=F32, note="promote")
 case("stack", lambda a, b: tj.stack([a, b]), lambda a, b: np.stack([a, b]),
-     [((2, 3), (2, 3)), ((), ()), (T(3, 2), S(2, 2))][:2] + [((0, 2), (0, 2))], dtypes=ALL)
+     [((2, 3), (2, 3)), ((), ()), (T(3, 2), S(3, 2)), ((0, 2), (0, 2))], dtypes=ALL)
 case("stack", lambda a, b, c: tj.stack((a, b, c), dim=-1),
-     lambda a, b, c: np.stack([a, b, c], -1), [((2, 3), T(3, 2), S(2, 3))], dtypes=NUMERIC,
+     lambda a, b, c: np.stack([a, b, c], -1), [((2, 3), T(2, 3), S(2, 3))], dtypes=NUMERIC,
      note="dim")
 case("stack", lambda a, b: tj.stack([a, b], axis=1), lambda a, b: np.stack([a, b], 1),
      [((2, 3), (2, 3))], dtypes=FLOATS, note="axis")
@@ -747,7 +749,7 @@ case("hstack", lambda a, b: tj.hstack([a, b]), lambda a, b: np.hstack([a, b]),
 case("vstack", lambda a, b: tj.vstack([a, b]), lambda a, b: np.vstack([a, b]),
      [((2, 3), (1, 3)), ((3,), (3,)), ((2, 3), (3,)), (T(3, 2), (2,))], dtypes=ALL)
 
-_SPLIT = [((10, 3),), (T(3, 10),), ((0, 3),)]
+_SPLIT = [((10, 3),), (T(10, 3),), ((0, 3),)]
 case("chunk", {"fn": lambda x: tj.chunk(x, 3), "method": lambda x: x.chunk(3, 0)},
      lambda x: tuple(np.split(x, [4, 8])) if len(x) else (x, x, x), _SPLIT, dtypes=ALL,
      out=lambda d: (d,) * 3)
@@ -760,7 +762,7 @@ case("split", {"fn": lambda x: tj.split(x, 4), "method": lambda x: x.split(4)},
 case("split", lambda x: tj.split(x, [1, 2], dim=-1), lambda x: tuple(np.split(x, [1], -1)),
      [((4, 3),), (T(3, 3),)], dtypes=ALL, out=lambda d: (d,) * 2, note="sections")
 case("unbind", {"fn": tj.unbind, "method": tj.Tensor.unbind}, lambda x: tuple(x),
-     [((3, 2),), (T(2, 3),)], dtypes=ALL, out=lambda d: (d,) * 3)
+     [((3, 2),), (T(3, 2),)], dtypes=ALL, out=lambda d: (d,) * 3)
 case("unbind", lambda x: tj.unbind(x, 1), lambda x: tuple(np.moveaxis(x, 1, 0)),
      [((2, 3),)], dtypes=ALL, out=lambda d: (d,) * 3, note="dim")
 
@@ -794,7 +796,7 @@ for _mode, _pad, _val in _PADS:
         _fns["nn"] = lambda x, _pad=_pad, _kw=_kw: _nnf.pad(x, _pad, **_kw)
     _dts = FLOATS if isinstance(_val, float) else NUMERIC
     case("pad", _fns, lambda x, _pad=_pad, _m=_mode, _v=_val: _np_pad_torch(
-        x, _pad, _m, 0 if _v is None else _v), [((2, 3, 4),), (T(4, 3, 2),)], dtypes=_dts,
+        x, _pad, _m, 0 if _v is None else _v), [((2, 3, 4),), (T(2, 3, 4),)], dtypes=_dts,
          note=f"{_mode}{_pad}".replace(" ", ""))
 case("pad", lambda x: tj.pad(x, (1, 1)), lambda x: np.pad(x, [(0, 0), (1, 1)]), [((2, 0),)],
      dtypes=FLOATS, note="zero_size")
@@ -804,21 +806,21 @@ case("pad", lambda x: tj.pad(x, (1, 1)), lambda x: np.pad(x, [(0, 0), (1, 1)]), 
 # ===========================================================================================
 
 X = ((3, 4, 5),)
-XT = (T(5, 4, 3),)
+XT = (T(3, 4, 5),)
 _BASIC = [
     # note, index, input sets
-    ("int", lambda x: x[1], X + XT),
-    ("neg_int", lambda x: x[-1, 2], X + XT),
-    ("slice", lambda x: x[1:, :3], X + XT),
-    ("step", lambda x: x[::2, 1::2, ::3], X + XT),
-    ("neg_step", lambda x: x[::-1, 3:0:-2], X + XT),
-    ("neg_step_all", lambda x: x[..., ::-2], X),
-    ("clipped", lambda x: x[-100:100, 5:], X),
-    ("none", lambda x: x[None, :, None], X),
-    ("ellipsis", lambda x: x[..., 1], X + XT),
-    ("ellipsis_none", lambda x: x[None, 0, ..., None], X),
-    ("int_ellipsis_slice", lambda x: x[2, ..., 1:4:2], X),
-    ("empty", lambda x: x[1:1], X),
+    ("int", lambda x: x[1], [X, XT]),
+    ("neg_int", lambda x: x[-1, 2], [X, XT]),
+    ("slice", lambda x: x[1:, :3], [X, XT]),
+    ("step", lambda x: x[::2, 1::2, ::3], [X, XT]),
+    ("neg_step", lambda x: x[::-1, 3:0:-2], [X, XT]),
+    ("neg_step_all", lambda x: x[..., ::-2], [X]),
+    ("clipped", lambda x: x[-100:100, 5:], [X]),
+    ("none", lambda x: x[None, :, None], [X]),
+    ("ellipsis", lambda x: x[..., 1], [X, XT]),
+    ("ellipsis_none", lambda x: x[None, 0, ..., None], [X]),
+    ("int_ellipsis_slice", lambda x: x[2, ..., 1:4:2], [X]),
+    ("empty", lambda x: x[1:1], [X]),
     ("0d", lambda x: x[...], [((),)]),
     ("0d_none", lambda x: x[None], [((),)]),
     ("1d_int", lambda x: x[3], [((5,),)]),
@@ -962,7 +964,8 @@ case("setitem", _setitem_traced, lambda x, i, v: _np_set(x, (slice(1, None), i),
      [((3, 4), Idx((2,), 4), (2,))], dtypes=NUMERIC, note="traced_index")
 case("setitem", lambda x, m: _setitem_fn(m)(x, 0), lambda x, m: np.where(m, 0, x),
      [((3, 4), Mask((3, 4)))], dtypes=NUMERIC, note="mask")
-case("__iadd__", _iadd, np.add, BIN[:2] + [((0, 3), (3,))], dtypes=NUMERIC)
+case("__iadd__", _iadd, np.add, [((3, 4), (3, 4)), (T(3, 4), (4,)), ((0, 3), (3,))],
+     dtypes=NUMERIC)
 case("__imul__", _imul_scalar, lambda x: x * 2, UN_SETS[:2], dtypes=NUMERIC)
 
 # ===========================================================================================
@@ -973,14 +976,14 @@ _LA = [
     # op, spellings, reference, input sets
     ("dot", {"fn": tj.dot, "method": tj.Tensor.dot}, np.dot, [((5,), (5,)), ((0,), (0,)),
                                                               (S(4,), (4,))]),
-    ("mv", {"fn": tj.mv, "method": tj.Tensor.mv}, np.matmul, [((3, 4), (4,)), (T(4, 3), (4,))]),
+    ("mv", {"fn": tj.mv, "method": tj.Tensor.mv}, np.matmul, [((3, 4), (4,)), (T(3, 4), (4,))]),
     ("mm", {"fn": tj.mm, "method": tj.Tensor.mm}, np.matmul,
-     [((3, 4), (4, 2)), (T(4, 3), S(4, 2)), ((3, 0), (0, 2)), ((0, 4), (4, 2))]),
+     [((3, 4), (4, 2)), (T(3, 4), S(4, 2)), ((3, 0), (0, 2)), ((0, 4), (4, 2))]),
     ("bmm", {"fn": tj.bmm, "method": tj.Tensor.bmm}, np.matmul,
-     [((2, 3, 4), (2, 4, 5)), (T(4, 3, 2), (2, 4, 1))]),
+     [((2, 3, 4), (2, 4, 5)), (T(2, 3, 4), (2, 4, 1))]),
     ("matmul", {"fn": tj.matmul, "method": tj.Tensor.matmul}, np.matmul,
      [((4,), (4,)), ((4,), (4, 3)), ((3, 4), (4,)), ((3, 4), (4, 2)), ((2, 1, 3, 4), (5, 4, 2)),
-      ((4,), (2, 4, 3)), ((2, 3, 4), (4,)), (T(4, 3), T(2, 4)), ((0, 3, 4), (4, 2))]),
+      ((4,), (2, 4, 3)), ((2, 3, 4), (4,)), (T(3, 4), T(4, 2)), ((0, 3, 4), (4, 2))]),
     ("__matmul__", lambda a, b: a @ b, np.matmul, [((3, 4), (4, 2)), ((2, 3, 4), (1, 4, 5))]),
     ("outer", {"fn": tj.outer, "method": tj.Tensor.outer}, np.outer,
      [((3,), (4,)), ((0,), (2,)), (S(3,), (1,))]),
@@ -993,7 +996,7 @@ case("matmul", lambda a, b: a @ b, np.matmul, [(A(3, 4, dtype=I32), A(4, dtype=I
      dtypes=MIXED, out=I64, note="promote")
 
 _EINSUM = [
-    ("ij,jk->ik", [((3, 4), (4, 2)), (T(4, 3), (4, 2))]),
+    ("ij,jk->ik", [((3, 4), (4, 2)), (T(3, 4), (4, 2))]),
     ("ii->i", [((3, 3),), (T(3, 3),)]),
     ("ii", [((3, 3),)]),
     ("ij->", [((3, 4),)]),
@@ -1019,10 +1022,11 @@ case("einsum", lambda a, b: tj.einsum("ij,jk", [a, b]), lambda a, b: a @ b,
 
 _CASTS = [F32, F64, I32, I64, B, F16]
 for _to in _CASTS:
-    case("astype", {"fn": lambda x, _to=_to: x.astype(getattr(tj, _to if _to != B else "bool")),
-                    "to": lambda x, _to=_to: x.to(getattr(tj, _to if _to != B else "bool")),
-                    "to_kw": lambda x, _to=_to: x.to(dtype=_to)},
-         lambda x, _to=_to: x.astype(_to), UN_SETS, dtypes=ALL + (F16,), out=_to,
+    _tjd = getattr(tj, "bool" if _to == B else _to)
+    case("astype", {"fn": lambda x, _t=_tjd: x.astype(_t), "to": lambda x, _t=_tjd: x.to(_t),
+                    "to_kw": lambda x, _t=_tjd: x.to(dtype=_t)},
+         lambda x, _to=_to: x.astype(_to), UN_SETS[:2] + UN_SETS[3:4], dtypes=ALL + (F16,),
+         out=_to,
          note=f"to_{_to}")
 for _meth, _to in [("float", F32), ("double", F64), ("long", I64), ("int", I32),
                    ("bool", B), ("half", F16)]:
