@@ -14,6 +14,7 @@ so they are the exact answer the tracejit result must approach within the tolera
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -200,6 +201,7 @@ class Case:
     out: Any = "same"        # result dtype rule (`out_dtype`)
     tol: float = 1.0         # multiplies the default tolerance
     eager_only: bool = False  # data-dependent shapes: compiled code must raise instead
+    fields: tuple = ()       # a namedtuple result's field names, e.g. ("values", "indices")
     spelling: str = "fn"
     note: str = ""
 
@@ -231,7 +233,8 @@ class Instance:
     def expected(self):
         args = [a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f"
                 else a for a in self.args()]
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # e.g. std of one element: nan
             return self.case.ref(*args)
 
     def out_dtypes(self):
@@ -348,7 +351,8 @@ case("neg", {"fn": tj.neg, "method": tj.Tensor.neg}, np.negative, UN_SETS, dtype
 case("__neg__", lambda x: -x, np.negative, UN_SETS[:2], dtypes=NUMERIC + (F16,))
 case("abs", {"fn": tj.abs, "method": tj.Tensor.abs}, np.abs, UN_SETS, dtypes=NUMERIC + (F16,))
 case("__abs__", lambda x: abs(x), np.abs, UN_SETS[:2], dtypes=NUMERIC)
-case("sign", {"fn": tj.sign, "method": tj.Tensor.sign}, np.sign, UN_SETS, dtypes=ALL)
+case("sign", {"fn": tj.sign, "method": tj.Tensor.sign},
+     lambda x: x.copy() if x.dtype == bool else np.sign(x), UN_SETS, dtypes=ALL)
 case("square", {"fn": tj.square, "method": tj.Tensor.square}, lambda x: x.astype(
     np.int64) ** 2 if x.dtype == bool else x * x, UN_SETS[:3], dtypes=ALL,
     out=lambda d: I64 if d == B else d)
@@ -518,6 +522,7 @@ case("std", lambda x: x.std(0, keepdim=True), lambda x: np.std(x, axis=0, ddof=1
      keepdims=True), [(R3[1],)], note="positional")
 case("std", lambda x: x.std(), lambda x: np.full((), np.nan), [((1,),)], note="one_element")
 
+VI = ("values", "indices")
 # max/min: full reduction, tuple dims, (values, indices) with a dim, elementwise with a tensor
 for _op, _npv, _npi in [("max", np.max, np.argmax), ("min", np.min, np.argmin)]:
     case(_op, {"fn": getattr(tj, _op), "method": getattr(tj.Tensor, _op)}, _npv,
@@ -527,11 +532,13 @@ for _op, _npv, _npi in [("max", np.max, np.argmax), ("min", np.min, np.argmin)]:
     case(_op, {"fn": lambda x, _op=_op: getattr(tj, _op)(x, 1),
                "method": lambda x, _op=_op: getattr(x, _op)(dim=1)},
          lambda x, _v=_npv, _i=_npi: (_v(x, axis=1), _i(x, axis=1)),
-         [(s,) for s in R3] + [((2, 0),)], dtypes=NUMERIC, out=("same", I64), note="dim")
+         [(s,) for s in R3] + [((0, 2),)], dtypes=NUMERIC, out=("same", I64), note="dim",
+         fields=VI)
     case(_op, lambda x, _op=_op: getattr(x, _op)(-1, keepdim=True),
          lambda x, _v=_npv, _i=_npi: (_v(x, axis=-1, keepdims=True),
                                      _i(x, axis=-1, keepdims=True)),
-         [(R3[0],)], dtypes=NUMERIC, domain="small", out=("same", I64), note="dim_keepdim")
+         [(R3[0],)], dtypes=NUMERIC, domain="small", out=("same", I64), note="dim_keepdim",
+         fields=VI)
     case(_op, lambda x, _op=_op: getattr(tj, _op)(x, 0),
          lambda x, _v=_npv, _i=_npi: (_v(x, axis=0), _i(x, axis=0)),
          [((),)], dtypes=FLOATS, out=("same", I64), note="dim_0d")
@@ -544,7 +551,7 @@ for _op, _npf in [("argmax", np.argmax), ("argmin", np.argmin)]:
          [(s,) for s in R3] + [((),)], dtypes=NUMERIC, out=I64, note="all")
     case(_op, {"fn": lambda x, _op=_op: getattr(tj, _op)(x, dim=1),
                "method": lambda x, _op=_op: getattr(x, _op)(1)},
-         lambda x, _f=_npf: _f(x, axis=1), [(s,) for s in R3] + [((2, 0),)],
+         lambda x, _f=_npf: _f(x, axis=1), [(s,) for s in R3] + [((0, 2),)],
          dtypes=NUMERIC, domain="small", out=I64, note="dim")
     case(_op, lambda x, _op=_op: getattr(tj, _op)(x, -1, keepdim=True),
          lambda x, _f=_npf: _f(x, axis=-1, keepdims=True), [(R3[0],)], dtypes=NUMERIC,
@@ -632,7 +639,7 @@ def _np_topk(x, k, axis=-1, largest=True):
 
 _SORT = [((3, 5),), (T(5, 3),), ((2, 3, 4),), ((3, 0),)]
 case("sort", {"fn": tj.sort, "method": tj.Tensor.sort}, _np_sort, _SORT, dtypes=NUMERIC,
-     domain="distinct", out=("same", I64))
+     domain="distinct", out=("same", I64), fields=VI)
 case("sort", lambda x: tj.sort(x, dim=0, descending=True),
      lambda x: _np_sort(x, 0, True), _SORT[:3], dtypes=NUMERIC, domain="distinct",
      out=("same", I64), note="dim0_desc")
@@ -645,7 +652,7 @@ case("argsort", lambda x: tj.argsort(x, dim=1, descending=True),
      out=I64, note="desc")
 case("topk", {"fn": lambda x: tj.topk(x, 2), "method": lambda x: x.topk(2)},
      lambda x: _np_topk(x, 2), _SORT[:3], dtypes=NUMERIC, domain="distinct",
-     out=("same", I64))
+     out=("same", I64), fields=VI)
 case("topk", lambda x: tj.topk(x, 2, dim=0, largest=False),
      lambda x: _np_topk(x, 2, 0, False), _SORT[:3], dtypes=NUMERIC, domain="distinct",
      out=("same", I64), note="smallest_dim0")
@@ -723,6 +730,26 @@ _SHAPE = [
 ]
 for _op, _note, _fns, _ref, _sets in _SHAPE:
     case(_op, _fns, _ref, _sets, dtypes=ALL, note=_note)
+
+
+
+def _no_alias(op):
+    """Writes into the result of `op` and returns the input, which must be unchanged: these
+    ops return new tensors in PyTorch (never a view of, or the same object as, the input)."""
+    def f(x):
+        y = op(x)
+        y[0] = 0
+        return x
+    return f
+
+
+for _op, _fn in [("flip", lambda x: tj.flip(x, 0)), ("flip", lambda x: tj.flip(x, ())),
+                 ("roll", lambda x: x.roll(3, 0)), ("roll", lambda x: x.roll(1, 0)),
+                 ("cat", lambda x: tj.cat([x])), ("cat", lambda x: tj.cat([x[:0], x])),
+                 ("pad", lambda x: tj.pad(x, (0, 0))),
+                 ("pad", lambda x: tj.pad(x, (0, 0), mode="replicate"))]:
+    _k = sum(c.note.startswith("no_alias") for c in CASES if c.op == _op)
+    case(_op, _no_alias(_fn), lambda x: x, [((3,),)], dtypes=(F32, I64), note=f"no_alias{_k}")
 
 _JOIN2 = [((2, 3), (1, 3)), (T(3, 2), (2, 2)), ((0, 3), (2, 3))]
 for _op in ("cat", "concatenate"):
@@ -871,7 +898,7 @@ case("gather", {"fn": lambda x, i: tj.gather(x, 1, i), "method": lambda x, i: x.
 case("gather", lambda x, i: tj.gather(x, 0, i), lambda x, i: np.take_along_axis(x, i, 0),
      [((3, 4), Idx((2, 4), 3)), ((3, 4), Idx((5, 4), 3))], dtypes=ALL, note="dim0")
 case("gather", lambda x, i: tj.gather(x, -1, i),
-     lambda x, i: np.take_along_axis(x[:i.shape[0], :, :i.shape[2]], i, -1),
+     lambda x, i: np.take_along_axis(x[:i.shape[0], :i.shape[1]], i, -1),
      [((2, 3, 4), Idx((1, 3, 2), 4))], dtypes=NUMERIC, note="smaller_index")
 case("take_along_dim", {"fn": lambda x, i: tj.take_along_dim(x, i, dim=1),
                         "method": lambda x, i: x.take_along_dim(i, 1)},
@@ -883,7 +910,7 @@ case("take_along_dim", lambda x, i: tj.take_along_dim(x, i),
      dtypes=ALL, note="flat")
 case("index_select", {"fn": lambda x, i: tj.index_select(x, 1, i),
                       "method": lambda x, i: x.index_select(-1, i)},
-     lambda x, i: np.take(x, i, 1), [((3, 4), Idx((5,), 4)), (T(4, 3), Idx((0,), 3)),
+     lambda x, i: np.take(x, np.atleast_1d(i), 1), [((3, 4), Idx((5,), 4)), (T(4, 3), Idx((0,), 3)),
                                      (S(3, 4), Idx((), 4))], dtypes=ALL)
 case("index_select", lambda x: tj.index_select(x, 0, [2, 0, 2]), lambda x: x[[2, 0, 2]],
      [((3, 4),)], dtypes=ALL, note="list")

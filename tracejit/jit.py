@@ -125,20 +125,26 @@ class _Entry:
     runner: Callable
     signature: str
 
-    def stale_capture(self) -> str | None:
-        """Why a cached trace no longer fits: a place that held a captured tensor now holds
-        another object (the trace read the old one, so it retraces), else None."""
-        for old, place in zip(self.captured, self.places, strict=True):
+    def current_captures(self) -> tuple[list | None, str | None]:
+        """The tensors to read at this call: what each capture's place holds now.
+
+        A place rebound to another realized tensor of the same shape and dtype is simply read
+        (a new value never retraces); anything else returns ``(None, why)`` and retraces.
+        """
+        for i, (old, place) in enumerate(zip(self.captured, self.places, strict=True)):
             if place is None:
                 continue
             now = place.read()
             if now is old:
                 continue
-            what = (f"another tensor {now._type()}" if isinstance(now, Tensor) else "nothing"
+            if isinstance(now, Tensor) and not now._is_tracer and now._type() == old._type():
+                self.captured[i] = now
+                continue
+            what = (f"a tensor {now._type()}" if isinstance(now, Tensor) else "nothing"
                     if now is _GONE else f"a {type(now).__name__}")
-            return (f"captured variable {place.desc} now holds {what} (traced with a tensor "
-                    f"{old._type()})")
-        return None
+            return None, (f"captured variable {place.desc} now holds {what} (traced with a "
+                          f"tensor {old._type()})")
+        return self.captured, None
 
 
 @dataclass
@@ -217,6 +223,28 @@ class CompiledFunction:
                 raise ValueError(f"compile: static_argnames names {n!r}, which is not a "
                                  f"parameter of {self._fname}")
 
+    # -- methods -----------------------------------------------------------------------------
+    def __set_name__(self, owner, name: str) -> None:
+        self._attr_name = name
+
+    def __get__(self, obj, objtype=None):
+        """``@tj.compile`` on a method: ``obj.f`` is compiled with ``self`` bound (its tensors
+        are captured like closed-over ones), once per object. Argument numbers keep counting
+        ``self`` as 0, as in the method's definition."""
+        if obj is None:
+            return self
+        name = getattr(self, "_attr_name", None)
+        cached = getattr(obj, "__dict__", {}).get(name) if name else None
+        if isinstance(cached, CompiledFunction) and cached.fn.__func__ is self.fn:
+            return cached
+        shift = lambda ns: tuple(n - 1 if n > 0 else n for n in ns if n != 0)  # noqa: E731
+        bound = CompiledFunction(self.fn.__get__(obj, objtype), self.device,
+                                 shift(self.static_argnums), self.static_argnames,
+                                 shift(self.donate_argnums))
+        if name and isinstance(getattr(obj, "__dict__", None), dict):
+            obj.__dict__[name] = bound  # later lookups find it first (like cached_property)
+        return bound
+
     # -- signatures --------------------------------------------------------------------------
     def _split(self, args: tuple, kwargs: dict):
         static_pos = set(self.static_argnums) | {self._name_to_pos[n] for n in
@@ -283,7 +311,7 @@ class CompiledFunction:
         if entry is None:
             self._explain(call)
         else:
-            why = entry.stale_capture()
+            _, why = entry.current_captures()
             if why is not None:
                 entry = None
                 self._explain(call, why)
@@ -297,8 +325,7 @@ class CompiledFunction:
             self._cache[call.key] = entry
         else:
             self._hits += 1
-        ins = list(call.vals) + [c.numpy() for c in entry.captured]
-        outs = _unaliased(entry.runner(ins), ins)
+        outs = entry.runner(list(call.vals) + [c.numpy() for c in entry.captured])
         return tree.unflatten(entry.out_tree, [Tensor._wrap(o) for o in outs])
 
     def cache_info(self) -> CacheInfo:
@@ -314,18 +341,6 @@ class CompiledFunction:
         if reason is None:
             reason = min((_diff(call, e, k) for k, e in self._cache.items()), key=len)
         log.warning("tracejit: retracing %s: %s", self._fname, reason)
-
-
-def _unaliased(outs: list, ins: list) -> list:
-    """Results never share memory with the arguments or with each other (a backend may return
-    views, e.g. a reshape of an input), so writing into one never changes another."""
-    out = []
-    for o in outs:
-        if isinstance(o, np.ndarray) and any(
-                np.may_share_memory(o, x) for x in ins + out if isinstance(x, np.ndarray)):
-            o = o.copy()
-        out.append(o)
-    return out
 
 
 def _graph_name(fn) -> str:
@@ -511,24 +526,26 @@ class _Search:
             out += [(place.child("item", k), obj[k]) for k in keys if isinstance(k, (str, int))]
         elif isinstance(obj, (list, tuple)) and len(obj) <= _CONTAINER_LIMIT:
             out += [(place.child("item", i), v) for i, v in enumerate(obj)]
-        if not (hasattr(obj, "__dict__") or inspect.isclass(obj) or inspect.ismodule(obj)):
-            return out
-        dynamic = getattr(type(obj), "__getattr__", None) is not None
-        for n in sorted(self.names):
+        for n in sorted(self._attributes(obj)):
             try:
-                static = inspect.getattr_static(obj, n)
-            except AttributeError:
-                if not dynamic:  # a __getattr__ (nn.Module style) may still answer
-                    continue
-                static = None
-            if isinstance(static, (property, staticmethod, classmethod)):
-                continue  # computed on each access: not a place that holds a tensor
-            try:
-                v = getattr(obj, n)
-            except Exception:  # noqa: BLE001
+                static = inspect.getattr_static(obj, n, None)
+                if isinstance(static, (property, staticmethod, classmethod)):
+                    continue  # computed on each access: not a place that holds a tensor
+                out.append((place.child("attr", n), getattr(obj, n)))
+            except Exception:  # noqa: BLE001  (an attribute that fails to read is no place)
                 continue
-            out.append((place.child("attr", n), v))
         return out
+
+    def _attributes(self, obj) -> set:
+        """The attribute names the code mentions that `obj` may have."""
+        own = getattr(obj, "__dict__", None)
+        keys = set(own) if isinstance(own, (dict, types.MappingProxyType)) else set()
+        if not (inspect.isclass(obj) or inspect.ismodule(obj)):
+            if getattr(type(obj), "__getattr__", None) is not None:
+                return self.names  # attributes computed by __getattr__ (nn.Module style)
+            for c in type(obj).__mro__[:-1]:  # class attributes read through the instance
+                keys |= c.__dict__.keys()
+        return self.names & keys
 
 
 _ATOMS = (Tensor, np.ndarray, np.generic, str, bytes, int, float, complex, type(None))

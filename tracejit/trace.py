@@ -151,6 +151,10 @@ def bind(name: str, *operands, **params):
         raise user_error(e.kind, f"{name}: {e} (operands: {_describe(types) or 'none'})") from None
     b = current_builder()
     if b is None:
+        if any(x._node is not None for x in operands):
+            raise user_error(TraceError, f"{name}: a traced value escaped the function it was "
+                             "traced in (it was stored in a global or closure and used after "
+                             "that trace ended); return it from the function instead")
         vals = [x._value for x in operands]
         try:
             out = op.ref(*vals, **params)

@@ -1,12 +1,13 @@
 """Pytrees: nested containers of arrays.
 
 Input: any Python value. Output: a flat list of leaves and a hashable `TreeDef` that rebuilds
-the structure. Containers are tuple, list, dict (keys sorted), namedtuple, None (no leaves) and
-classes registered with `register`; everything else is a leaf.
+the structure. Containers are tuple, list, dict (keys sorted), OrderedDict (keys in order),
+namedtuple, None (no leaves) and classes registered with `register`; everything else is a leaf.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Callable
 
 __all__ = ["TreeDef", "flatten", "unflatten", "register", "tree_map", "leaf_paths"]
@@ -66,8 +67,9 @@ class TreeDef:
             return f"({inner}{',' if len(self.children) == 1 else ''})"
         if self.kind is list:
             return f"[{inner}]"
-        if self.kind is dict:
-            return "{" + ", ".join(f"{k!r}: {c!r}" for k, c in zip(self.aux, self.children)) + "}"
+        if self.kind is dict or self.kind is OrderedDict:
+            items = "{" + ", ".join(f"{k!r}: {c!r}" for k, c in zip(self.aux, self.children)) + "}"
+            return items if self.kind is dict else f"OrderedDict({items})"
         return f"{getattr(self.kind, '__name__', self.kind)}({inner})"
 
 
@@ -100,6 +102,9 @@ def _flatten(x, leaves: list, is_leaf) -> TreeDef:
         except TypeError:
             keys = tuple(x)
         return TreeDef(dict, keys, tuple(_flatten(x[k], leaves, is_leaf) for k in keys))
+    if t is OrderedDict:
+        keys = tuple(x)
+        return TreeDef(OrderedDict, keys, tuple(_flatten(x[k], leaves, is_leaf) for k in keys))
     leaves.append(x)
     return LEAF
 
@@ -129,8 +134,8 @@ def _unflatten(td: TreeDef, it):
         return tuple(children)
     if td.kind is list:
         return children
-    if td.kind is dict:
-        return dict(zip(td.aux, children))
+    if td.kind is dict or td.kind is OrderedDict:
+        return td.kind(zip(td.aux, children))
     if td.kind in _REGISTRY:
         return _REGISTRY[td.kind][1](td.aux, children)
     return td.kind(*children)  # namedtuple
@@ -167,9 +172,9 @@ def _paths(x, p: str, out: list, is_leaf):
     elif type(x) in (tuple, list):
         for i, c in enumerate(x):
             _paths(c, f"{p}[{i}]", out, is_leaf)
-    elif type(x) is dict:
+    elif type(x) is dict or type(x) is OrderedDict:
         try:
-            keys = sorted(x)
+            keys = sorted(x) if type(x) is dict else list(x)
         except TypeError:
             keys = list(x)
         for k in keys:

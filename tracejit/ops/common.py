@@ -17,7 +17,7 @@ from ..tensor import Tensor, as_tensor
 from ..trace import bind
 
 __all__ = ["norm_axis", "norm_axes", "promote", "cast", "operand", "scalar_const", "is_scalar",
-           "to_float", "dim_arg", "shape_arg"]
+           "to_float", "dim_arg", "shape_arg", "describe"]
 
 
 def is_scalar(x) -> bool:
@@ -37,6 +37,11 @@ def cast(x: Tensor, dtype: D.DType) -> Tensor:
 
 def scalar_const(value, dtype: D.DType, weak: bool = False) -> Tensor:
     return bind("constant", value=value, dtype=dtype, weak=weak)
+
+
+def describe(*xs) -> str:
+    """``(operands: f32[2,3], bool[3])`` for error messages, like the tracer's."""
+    return "(operands: " + ", ".join(str(operand(x)._type()) for x in xs) + ")"
 
 
 def _type_of(x):
@@ -82,7 +87,16 @@ def to_float(x: Tensor) -> Tensor:
     return x if x.dtype.is_floating_point else cast(x, D.float32)
 
 
-def norm_axis(axis, ndim: int, name: str = "op") -> int:
+def _rank(ndim) -> tuple[int, str]:
+    """`ndim` may be an int or the operand's shape (which then appears in messages)."""
+    if isinstance(ndim, tuple):
+        return len(ndim), f" for a tensor of shape {list(ndim)}"
+    return ndim, ""
+
+
+def norm_axis(axis, ndim, name: str = "op") -> int:
+    """`axis` in ``[-ndim, ndim)`` as a non-negative int; `ndim` may be the operand's shape."""
+    ndim, of = _rank(ndim)
     try:
         a = operator.index(axis)
     except TypeError:
@@ -91,19 +105,20 @@ def norm_axis(axis, ndim: int, name: str = "op") -> int:
     lo, hi = (-1, 0) if ndim == 0 else (-ndim, ndim - 1)
     if not lo <= a <= hi:
         raise user_error(IndexError, f"{name}: Dimension out of range (expected to be in range "
-                         f"of [{lo}, {hi}], but got {a})")
+                         f"of [{lo}, {hi}], but got {a}){of}")
     return a % ndim if ndim else 0
 
 
-def norm_axes(axes, ndim: int, name: str = "op") -> tuple[int, ...]:
+def norm_axes(axes, ndim, name: str = "op") -> tuple[int, ...]:
     """`None` means every axis; an int or a sequence of ints otherwise."""
+    nd, _ = _rank(ndim)
     if axes is None:
-        return tuple(range(ndim))
+        return tuple(range(nd))
     if isinstance(axes, (list, tuple)):
         out = tuple(norm_axis(a, ndim, name) for a in axes)
     else:
         out = (norm_axis(axes, ndim, name),)
-    if ndim == 0:
+    if nd == 0:
         return ()
     if len(set(out)) != len(out):
         raise user_error(IndexError, f"{name}: dim {list(out)} appears more than once")

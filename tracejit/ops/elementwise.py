@@ -12,7 +12,7 @@ import math
 from .. import dtypes as D
 from ..errors import user_error
 from ..trace import bind
-from .common import cast, is_scalar, operand, promote, to_float
+from .common import cast, describe, is_scalar, operand, promote, to_float
 
 _UNARY_FLOAT = ["exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin",
                 "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "sigmoid", "erf"]
@@ -38,14 +38,18 @@ def add(input, other, *, alpha=1):
     return _binary("add", input, other)
 
 
+def _is_bool(x) -> bool:
+    return isinstance(x, bool) or (not is_scalar(x) and operand(x).dtype.is_bool)
+
+
 def sub(input, other, *, alpha=1):
+    """``input - alpha * other``; like PyTorch, a bool operand (tensor or scalar) is an error."""
+    if _is_bool(input) or _is_bool(other):
+        raise user_error(TypeError, "sub: subtraction with a bool tensor or scalar is not "
+                         f"supported; use logical_xor or `~` instead {describe(input, other)}")
     if alpha != 1:
         other = mul(other, alpha)
-    a, b = promote(input, other)
-    if a.dtype.is_bool:
-        raise user_error(TypeError, "sub: subtraction of bool tensors is not supported; use "
-                         "logical_xor or `~` instead")
-    return bind("sub", a, b)
+    return bind("sub", *promote(input, other))
 
 
 def mul(input, other):
@@ -91,7 +95,7 @@ def pow(input, exponent):
 def _unary(name: str, x, allow_bool=False):
     x = operand(x)
     if x.dtype.is_bool and not allow_bool:
-        raise user_error(TypeError, f"{name}: not supported for bool tensors")
+        raise user_error(TypeError, f"{name}: not supported for bool tensors {describe(x)}")
     return bind(name, x)
 
 
@@ -214,7 +218,7 @@ def _rounding(name):
     def f(input):
         x = operand(input)
         if x.dtype.is_bool:
-            raise user_error(TypeError, f"{name}: not supported for bool tensors")
+            raise user_error(TypeError, f"{name}: not supported for bool tensors {describe(x)}")
         return bind(name, x)
     f.__name__ = name
     return f

@@ -72,7 +72,7 @@ def _classify(item):
                      "(only integers, slices, None, ..., and integer or bool arrays are valid)")
 
 
-def _expand(x: Tensor, index) -> list:
+def _expand(x: Tensor, index, op: str = "getitem") -> list:
     items = [_classify(i) for i in (index if isinstance(index, tuple) else (index,))]
     out = []
     for kind, v in items:  # masks become integer arrays (eager only)
@@ -93,7 +93,7 @@ def _expand(x: Tensor, index) -> list:
         out[-m.ndim] = ("array", out[-m.ndim][1], ("mask", m.shape))
     used = sum(1 for k, *_ in out if k in ("slice", "int", "array"))
     if used > x.ndim:
-        raise user_error(IndexError, f"too many indices for tensor of dimension {x.ndim} "
+        raise user_error(IndexError, f"{op}: too many indices for tensor of dimension {x.ndim} "
                          f"(shape {list(x.shape)})")
     n_ell = sum(1 for k, *_ in out if k == "ellipsis")
     if n_ell > 1:
@@ -109,35 +109,43 @@ def _expand(x: Tensor, index) -> list:
     return res
 
 
-def _check_mask_shape(shape, x: Tensor, axis: int):
+def _check_mask_shape(shape, x: Tensor, axis: int, op: str, shape0):
     got = x.shape[axis:axis + len(shape)]
     if tuple(shape) != tuple(got):
-        raise user_error(IndexError, f"the shape of the mask {list(shape)} does not match the "
-                         f"shape of the indexed tensor {list(x.shape)} at dim {axis}")
+        raise user_error(IndexError, f"{op}: the shape of the mask {list(shape)} does not match "
+                         f"the shape of the indexed tensor {list(shape0)} at dim {axis}")
 
 
-def _norm_int(i: int, n: int, axis: int) -> int:
+def _oob(i, n: int, axis: int, op: str, shape0):
+    of = "" if shape0 is None else f" (tensor of shape {list(shape0)})"
+    return user_error(IndexError, f"{op}: index {i} is out of bounds for dimension {axis} with "
+                      f"size {n}{of}")
+
+
+def _norm_int(i: int, n: int, axis: int, op: str = "getitem", shape0=None) -> int:
     if not -n <= i < n:
-        raise user_error(IndexError, f"index {i} is out of bounds for dimension {axis} with "
-                         f"size {n}")
+        raise _oob(i, n, axis, op, shape0)
     return i % n
 
 
-def _index_array(v, n: int, axis: int) -> Tensor:
+def _index_array(v, n: int, axis: int, op: str = "getitem", shape0=None) -> Tensor:
+    """Constant indices are checked now; traced ones wrap negatives at run time."""
     if isinstance(v, np.ndarray):
         if v.size and (v.min() < -n or v.max() >= n):
-            bad = v[(v < -n) | (v >= n)].flat[0]
-            raise user_error(IndexError, f"index {bad} is out of bounds for dimension {axis} "
-                             f"with size {n}")
+            raise _oob(v[(v < -n) | (v >= n)].flat[0], n, axis, op, shape0)
         return operand(np.where(v < 0, v + n, v).astype(np.int64))
     from .elementwise import add, lt, where
     return where(lt(v, 0), add(v, n), v)
 
 
-def getitem(x, index):
-    """``x[index]`` with numpy/PyTorch semantics (basic and advanced indexing)."""
+def getitem(x, index, *, op: str = "getitem"):
+    """``x[index]`` with numpy/PyTorch semantics (basic and advanced indexing).
+
+    `op` names the public op in error messages (``index_select``, ``setitem``, ...).
+    """
     x = operand(x)
-    items = _expand(x, index)
+    shape0 = x.shape
+    items = _expand(x, index, op)
     advanced = any(k == "array" for k, *_ in items)
     # 1. slices (and ints, when there is no advanced index) along their axes
     axis, tokens, adv = 0, [], []
@@ -150,15 +158,15 @@ def getitem(x, index):
             tokens.append(("s", axis))
             axis += 1
         elif kind == "int" and not advanced:
-            i = _norm_int(v, x.shape[axis], axis)
+            i = _norm_int(v, x.shape[axis], axis, op, shape0)
             x = slice_axis(x, axis, i, i + 1)
             tokens.append(("i", axis))
             axis += 1
         else:  # an index array (or an int among index arrays)
             if len(item) > 2:
-                _check_mask_shape(item[2][1], x, axis)
-            arr = (operand(np.int64(_norm_int(v, x.shape[axis], axis))) if kind == "int"
-                   else _index_array(v, x.shape[axis], axis))
+                _check_mask_shape(item[2][1], x, axis, op, shape0)
+            arr = (operand(np.int64(_norm_int(v, x.shape[axis], axis, op, shape0)))
+                   if kind == "int" else _index_array(v, x.shape[axis], axis, op, shape0))
             adv.append((axis, arr))
             tokens.append("a")
             axis += 1
@@ -209,12 +217,12 @@ def getitem(x, index):
     return reshape(y, tuple(shape))
 
 
-def _positions(x: Tensor, index) -> Tensor:
+def _positions(x: Tensor, index, op: str) -> Tensor:
     pos = reshape(bind("iota", shape=(x.numel(),), axis=0, dtype=D.int64), x.shape)
-    return getitem(pos, index)
+    return getitem(pos, index, op=op)
 
 
-def _update(x, index, value, mode: str):
+def _update(x, index, value, mode: str, op: str):
     x = operand(x)
     items = index if isinstance(index, tuple) else (index,)
     if mode == "set" and len(items) == 1 and isinstance(items[0], Tensor) and \
@@ -224,13 +232,14 @@ def _update(x, index, value, mode: str):
         v = operand(value)
         if v.ndim <= x.ndim and all(a in (1, b) for a, b in zip(v.shape[::-1], x.shape[::-1])):
             return cast(where(m, v, x), x.dtype)
-    pos = _positions(x, index)
+    pos = _positions(x, index, op)
     v = cast(operand(value), x.dtype)
     try:
         v = broadcast_to(v, pos.shape)
     except ValueError:
-        raise user_error(ValueError, f"shape mismatch: value of shape {list(v.shape)} cannot be "
-                         f"broadcast to indexing result of shape {list(pos.shape)}") from None
+        raise user_error(ValueError, f"{op}: shape mismatch: value of shape {list(v.shape)} "
+                         f"cannot be broadcast to indexing result of shape {list(pos.shape)} "
+                         f"(tensor of shape {list(x.shape)})") from None
     flat = reshape(x, x.numel())
     out = bind("scatter", flat, reshape(v, pos.numel()), reshape(pos, pos.numel()), mode=mode)
     return reshape(out, x.shape)
@@ -242,14 +251,14 @@ class _AtIndexed:
 
     def set(self, value):
         """A copy of the tensor with ``value`` written at the indexed positions."""
-        return _update(self._x, self._index, value, "set")
+        return _update(self._x, self._index, value, "set", "at[].set")
 
     def add(self, value):
         """A copy with ``value`` added at the indexed positions (duplicates accumulate)."""
-        return _update(self._x, self._index, value, "add")
+        return _update(self._x, self._index, value, "add", "at[].add")
 
     def get(self):
-        return getitem(self._x, self._index)
+        return getitem(self._x, self._index, op="at[].get")
 
 
 class At:
@@ -264,7 +273,7 @@ class At:
 
 def setitem(x: Tensor, index, value) -> None:
     """``x[index] = value``: writes into an eager Tensor's buffer, or rebinds a tracer."""
-    new = _update(x, index, value, "set")
+    new = _update(x, index, value, "set", "setitem")
     if x._is_tracer:
         x._node, x._builder = new._node, new._builder
     else:
@@ -277,7 +286,7 @@ def take_along_dim(input, indices, dim=None):
     x, idx = operand(input), operand(indices)
     if dim is None:
         return take_along_dim(reshape(x, -1), reshape(idx, -1), 0)
-    a = norm_axis(dim, x.ndim, "take_along_dim")
+    a = norm_axis(dim, x.shape, "take_along_dim")
     if idx.ndim != x.ndim:
         raise user_error(ValueError, f"take_along_dim: input {list(x.shape)} and indices "
                          f"{list(idx.shape)} must have the same number of dims")
@@ -304,7 +313,7 @@ def _gather_full(x, idx, a):
 def gather(input, dim, index):
     """PyTorch's ``gather``: ``out[i][j] = input[index[i][j]][j]`` for ``dim=0``."""
     x, idx = operand(input), operand(index)
-    a = norm_axis(dim, x.ndim, "gather")
+    a = norm_axis(dim, x.shape, "gather")
     if idx.ndim != x.ndim or any(s > t for i, (s, t) in enumerate(zip(idx.shape, x.shape))
                                   if i != a):
         raise user_error(IndexError, f"gather: index {list(idx.shape)} must have the rank of "
@@ -322,18 +331,18 @@ def slice_to(x, shape, skip):
 
 def index_select(input, dim, index):
     x = operand(input)
-    a = norm_axis(dim, x.ndim, "index_select")
+    a = norm_axis(dim, x.shape, "index_select")
     idx = index if isinstance(index, Tensor) else np.asarray(index, dtype=np.int64)
     if getattr(idx, "ndim", 1) > 1:
         raise user_error(IndexError, "index_select: index must be 0-d or 1-d")
     if idx.ndim == 0:  # a 0-d index keeps the dim (size 1), as in PyTorch
         idx = reshape(idx, 1) if isinstance(idx, Tensor) else idx.reshape(1)
-    return getitem(x, (slice(None),) * a + (idx,))
+    return getitem(x, (slice(None),) * a + (idx,), op="index_select")
 
 
 def take(input, index):
     """Indexes the flattened tensor."""
-    return getitem(reshape(operand(input), -1), index)
+    return getitem(reshape(operand(input), -1), index, op="take")
 
 
 def one_hot(tensor, num_classes: int = -1):

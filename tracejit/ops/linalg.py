@@ -22,7 +22,8 @@ __all__ = ["matmul", "dot", "vdot", "mv", "mm", "bmm", "outer", "inner", "tensor
 def _pair(name, a, b):
     a, b = promote(a, b, name=name)
     if a.dtype.is_bool:
-        raise user_error(TypeError, f"{name}: not supported for bool tensors")
+        raise user_error(TypeError, f"{name}: not supported for bool tensors, got shapes "
+                         f"{list(a.shape)} and {list(b.shape)}")
     return a, b
 
 
@@ -179,7 +180,8 @@ def einsum(equation: str, *operands):
         for c, n in zip(s, x.shape):
             if c in sizes and n != sizes[c] and 1 not in (n, sizes[c]):
                 raise user_error(ValueError, f"einsum: subscript {c!r} has size {n} in one "
-                                 f"place and {sizes[c]} in another")
+                                 f"place and {sizes[c]} in another; operand shapes "
+                                 + ", ".join(str(list(y.shape)) for y in xs))
             sizes[c] = n if c not in sizes or sizes[c] == 1 else sizes[c]
     ops = []
     for x, s in zip(xs, subs):

@@ -40,7 +40,7 @@ def _args(name, input, dim, axis, keepdim, keepdims):
     x = operand(input)
     d = dim_arg(name, dim, axis)
     kd = bool(keepdim or keepdims)
-    return x, norm_axes(d, x.ndim, name), kd
+    return x, norm_axes(d, x.shape, name), kd
 
 
 def _reduce(prim, x, axes, keepdim):
@@ -79,7 +79,8 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None
         x = cast(x, D.as_dtype(dtype))
     if not x.dtype.is_floating_point:
         raise user_error(TypeError, f"mean: input dtype must be floating point, got "
-                         f"{x.dtype.name} (use x.float().mean() or dtype=tj.float32)")
+                         f"{x.dtype.name} (shape {list(x.shape)}); use x.float().mean() or "
+                         "dtype=tj.float32")
     return div(_reduce("reduce_sum", x, axes, kd), float(_count(x, axes)))
 
 
@@ -107,7 +108,7 @@ def _arg(prim, name, input, dim, keepdim):
             raise user_error(IndexError, f"{name}: expected a non-empty tensor")
         r = bind(prim, flat, axis=0)
         return bind("reshape", r, shape=(1,) * x.ndim) if keepdim else r
-    a = norm_axis(dim, x.ndim, name)
+    a = norm_axis(dim, x.shape, name)
     if x.ndim == 0:
         return bind("constant", value=0, dtype=D.int64)
     if x.shape[a] == 0:
@@ -232,7 +233,7 @@ def _scan(prim, name, input, dim, dtype):
         raise user_error(TypeError, f"{name}: dim is required")
     if x.ndim == 0:
         return _accum_dtype(x, dtype)
-    a = norm_axis(dim, x.ndim, name)
+    a = norm_axis(dim, x.shape, name)
     return bind(prim, _accum_dtype(x, dtype), axis=a)
 
 
@@ -251,7 +252,7 @@ def softmax(input, dim=None, dtype=None, *, axis=None):
     d = dim_arg("softmax", dim, axis)
     if d is None:
         raise user_error(TypeError, "softmax: dim is required")
-    a = norm_axes(d, x.ndim, "softmax")
+    a = norm_axes(d, x.shape, "softmax")
     if x.ndim == 0:
         return div(x, x)
     m = _keep(bind("reduce_max", x, axes=a), a, True, x.ndim) if x.numel() else 0.0
@@ -275,7 +276,7 @@ def argsort(input, dim=-1, descending=False, stable=False, *, axis=None):
     d = dim_arg("argsort", None if dim == -1 and axis is not None else dim, axis, -1)
     if x.ndim == 0:
         return bind("constant", value=0, dtype=D.int64)
-    a = norm_axis(d, x.ndim, "argsort")
+    a = norm_axis(d, x.shape, "argsort")
     return bind("argsort", x, axis=a, descending=bool(descending))
 
 
@@ -294,10 +295,11 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
     from .index import take_along_dim
     from .shape import narrow
     x = operand(input)
-    a = norm_axis(dim, x.ndim, "topk") if x.ndim else 0
+    a = norm_axis(dim, x.shape, "topk") if x.ndim else 0
     n = x.shape[a] if x.ndim else 1
     if not 0 <= k <= n:
-        raise user_error(IndexError, f"topk: k={k} is out of range for dimension {a} of size {n}")
+        raise user_error(IndexError, f"topk: k={k} is out of range for dimension {a} of size {n} "
+                         f"(shape {list(x.shape)})")
     if x.ndim == 0:
         return TopkResult(x, bind("constant", value=0, dtype=D.int64))
     i = narrow(argsort(x, a, descending=largest), a, 0, k)

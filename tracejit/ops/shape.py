@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import dtypes as D
 from ..errors import user_error
+from ..tensor import Tensor
 from ..trace import bind
 from .common import dim_arg, norm_axes, norm_axis, operand, promote, shape_arg
 
@@ -63,7 +64,7 @@ def flatten(input, start_dim=0, end_dim=-1):
     x = operand(input)
     if x.ndim == 0:
         return reshape(x, 1)
-    s, e = norm_axis(start_dim, x.ndim, "flatten"), norm_axis(end_dim, x.ndim, "flatten")
+    s, e = norm_axis(start_dim, x.shape, "flatten"), norm_axis(end_dim, x.shape, "flatten")
     if s > e:
         raise user_error(ValueError, "flatten: start_dim cannot come after end_dim")
     return reshape(x, x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:])
@@ -71,7 +72,7 @@ def flatten(input, start_dim=0, end_dim=-1):
 
 def unflatten(input, dim, sizes):
     x = operand(input)
-    a = norm_axis(dim, x.ndim, "unflatten")
+    a = norm_axis(dim, x.shape, "unflatten")
     sizes = tuple(sizes)
     if -1 in sizes:
         rest = math.prod(s for s in sizes if s != -1)
@@ -87,7 +88,7 @@ def squeeze(input, dim=None, *, axis=None):
     d = dim_arg("squeeze", dim, axis)
     if d is None:
         return reshape(x, tuple(s for s in x.shape if s != 1))
-    axes = norm_axes(d, x.ndim, "squeeze")
+    axes = norm_axes(d, x.shape, "squeeze")
     return reshape(x, tuple(s for i, s in enumerate(x.shape) if not (i in axes and s == 1)))
 
 
@@ -102,10 +103,17 @@ def atleast_1d(input):
     return reshape(x, 1) if x.ndim == 0 else x
 
 
-def broadcast_to(input, *shape):
-    x = operand(input)
-    shape = shape_arg("broadcast_to", shape)
+def _broadcast(x, shape: tuple[int, ...], name: str):
+    ok = x.ndim <= len(shape) and all(a in (1, b) for a, b in zip(x.shape[::-1], shape[::-1]))
+    if not ok:
+        raise user_error(ValueError, f"{name}: cannot broadcast shape {list(x.shape)} to "
+                         f"{list(shape)} (only size-1 dims expand, and dims can only be added "
+                         "in front)")
     return x if x.shape == shape else bind("broadcast", x, shape=shape)
+
+
+def broadcast_to(input, *shape):
+    return _broadcast(operand(input), shape_arg("broadcast_to", shape), "broadcast_to")
 
 
 def broadcast_tensors(*tensors):
@@ -129,11 +137,11 @@ def expand(input, *sizes):
         raise user_error(ValueError, f"expand: the number of sizes ({len(sizes)}) must be at "
                          f"least the number of dims ({x.ndim})")
     shape = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
-    return broadcast_to(x, shape)
+    return _broadcast(x, shape_arg("expand", shape), "expand")
 
 
 def expand_as(input, other):
-    return broadcast_to(input, operand(other).shape)
+    return _broadcast(operand(input), operand(other).shape, "expand_as")
 
 
 def repeat(input, *repeats):
@@ -162,7 +170,7 @@ def permute(input, *dims):
     x = operand(input)
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
-    perm = tuple(norm_axis(d, x.ndim, "permute") for d in dims)
+    perm = tuple(norm_axis(d, x.shape, "permute") for d in dims)
     if sorted(perm) != list(range(x.ndim)):
         raise user_error(ValueError, f"permute: dims {list(dims)} are not a permutation of "
                          f"{x.ndim} dims")
@@ -176,7 +184,7 @@ def transpose(input, dim0=None, dim1=None):
         return permute(x, tuple(range(x.ndim))[::-1])
     if x.ndim == 0:
         return x
-    a, b = norm_axis(dim0, x.ndim, "transpose"), norm_axis(dim1, x.ndim, "transpose")
+    a, b = norm_axis(dim0, x.shape, "transpose"), norm_axis(dim1, x.shape, "transpose")
     perm = list(range(x.ndim))
     perm[a], perm[b] = perm[b], perm[a]
     return permute(x, perm)
@@ -194,8 +202,8 @@ def t(input):
 
 def moveaxis(input, source, destination):
     x = operand(input)
-    src = [norm_axis(s, x.ndim, "moveaxis") for s in np.atleast_1d(source).tolist()]
-    dst = [norm_axis(s, x.ndim, "moveaxis") for s in np.atleast_1d(destination).tolist()]
+    src = [norm_axis(s, x.shape, "moveaxis") for s in np.atleast_1d(source).tolist()]
+    dst = [norm_axis(s, x.shape, "moveaxis") for s in np.atleast_1d(destination).tolist()]
     order = [i for i in range(x.ndim) if i not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
@@ -216,13 +224,13 @@ def cat(tensors, dim=0, *, axis=None):
     xs = _seq("cat", tensors)
     d = dim_arg("cat", None if dim == 0 and axis is not None else dim, axis, 0)
     xs = [x for x in xs if not (x.ndim == 1 and x.shape[0] == 0)] or xs[:1]  # torch's legacy
-    a = norm_axis(d, xs[0].ndim, "cat")
+    a = norm_axis(d, xs[0].shape, "cat")
     for x in xs:
         if x.ndim != xs[0].ndim or any(s != r for i, (s, r) in enumerate(zip(x.shape, xs[0].shape))
                                       if i != a):
             raise user_error(ValueError, "cat: sizes of tensors must match except in dimension "
                              f"{a}; got shapes " + ", ".join(str(list(y.shape)) for y in xs))
-    return xs[0] if len(xs) == 1 else bind("concatenate", *xs, axis=a)
+    return _fresh(xs[0], *tensors) if len(xs) == 1 else bind("concatenate", *xs, axis=a)
 
 
 concatenate = concat = cat
@@ -248,6 +256,16 @@ def vstack(tensors):
     return cat([reshape(x, 1, -1) if x.ndim < 2 else x for x in xs], 0)
 
 
+def _fresh(x, *inputs):
+    """`x`, copied when it is one of the caller's own eager Tensors: like PyTorch's ``flip``,
+    ``roll``, ``cat`` and ``pad``, these ops never return (or alias) an input."""
+    if not any(x is t for t in inputs):
+        return x
+    if x._is_tracer:  # a new tracer object, so in-place ops on the result leave `x` alone
+        return Tensor._tracer(x._node, x._builder)
+    return x.clone()
+
+
 def slice_axis(x, axis: int, start: int, stop: int, step: int = 1):
     """``x[..., start:stop:step, ...]`` along `axis` with Python slice semantics."""
     n = x.shape[axis]
@@ -265,7 +283,7 @@ def slice_axis(x, axis: int, start: int, stop: int, step: int = 1):
 
 def narrow(input, dim, start, length):
     x = operand(input)
-    a = norm_axis(dim, x.ndim, "narrow")
+    a = norm_axis(dim, x.shape, "narrow")
     if start < 0:
         start += x.shape[a]
     if not (0 <= start and length >= 0 and start + length <= x.shape[a]):
@@ -276,7 +294,7 @@ def narrow(input, dim, start, length):
 
 def split(tensor, split_size_or_sections, dim=0):
     x = operand(tensor)
-    a = norm_axis(dim, x.ndim, "split")
+    a = norm_axis(dim, x.shape, "split")
     n = x.shape[a]
     if isinstance(split_size_or_sections, int):
         s = split_size_or_sections
@@ -287,7 +305,7 @@ def split(tensor, split_size_or_sections, dim=0):
         sizes = list(split_size_or_sections)
         if sum(sizes) != n:
             raise user_error(ValueError, f"split: sections {sizes} don't sum to the size {n} "
-                             f"of dim {a}")
+                             f"of dim {a} (shape {list(x.shape)})")
     out, off = [], 0
     for s in sizes:
         out.append(slice_axis(x, a, off, off + s))
@@ -297,7 +315,7 @@ def split(tensor, split_size_or_sections, dim=0):
 
 def chunk(input, chunks, dim=0):
     x = operand(input)
-    a = norm_axis(dim, x.ndim, "chunk")
+    a = norm_axis(dim, x.shape, "chunk")
     if chunks <= 0:
         raise user_error(ValueError, f"chunk: chunks must be positive, got {chunks}")
     if x.shape[a] == 0:  # PyTorch gives `chunks` empty pieces
@@ -307,15 +325,15 @@ def chunk(input, chunks, dim=0):
 
 def unbind(input, dim=0):
     x = operand(input)
-    a = norm_axis(dim, x.ndim, "unbind")
+    a = norm_axis(dim, x.shape, "unbind")
     return tuple(squeeze(slice_axis(x, a, i, i + 1), a) for i in range(x.shape[a]))
 
 
 def flip(input, dims=None, *, axis=None):
     x = operand(input)
     d = dim_arg("flip", dims, axis)
-    axes = norm_axes(d, x.ndim, "flip")
-    return bind("rev", x, axes=axes) if axes else x
+    axes = norm_axes(d, x.shape, "flip")
+    return bind("rev", x, axes=axes) if axes else _fresh(x, input)
 
 
 def fliplr(input):
@@ -338,13 +356,13 @@ def roll(input, shifts, dims=None):
     if len(shifts) != len(dims):
         raise user_error(ValueError, f"roll: shifts {shifts} and dims {dims} differ in length")
     for s, d in zip(shifts, dims):
-        a = norm_axis(d, x.ndim, "roll")
+        a = norm_axis(d, x.shape, "roll")
         n = x.shape[a]
         if n == 0 or s % n == 0:
             continue
         k = s % n
         x = cat([slice_axis(x, a, n - k, n), slice_axis(x, a, 0, n - k)], a)
-    return x
+    return _fresh(x, input)
 
 
 def pad(input, pad, mode="constant", value=None):
@@ -368,7 +386,7 @@ def pad(input, pad, mode="constant", value=None):
     if mode == "constant":
         v = 0 if value is None else value
         if not any(lo) and not any(hi):
-            return x
+            return _fresh(x, input)
         return bind("pad", x, lo=tuple(lo), hi=tuple(hi),
                     value=float(v) if x.dtype.is_floating_point else int(v))
     if mode not in ("reflect", "replicate", "circular"):
@@ -383,15 +401,15 @@ def pad(input, pad, mode="constant", value=None):
             idx = np.clip(pos, 0, n - 1)
         elif mode == "circular":
             if lo[a] > n or hi[a] > n:
-                raise user_error(ValueError, f"pad: circular padding {lo[a]},{hi[a]} exceeds "
-                                 f"dim size {n}")
+                raise user_error(ValueError, f"pad: circular padding ({lo[a]}, {hi[a]}) exceeds "
+                                 f"the size {n} of dim {a} (shape {list(x.shape)})")
             idx = pos % n
         else:
             if lo[a] >= n or hi[a] >= n:
                 raise user_error(ValueError, f"pad: reflect padding ({lo[a]}, {hi[a]}) must be "
-                                 f"less than the dim size {n}")
+                                 f"less than the size {n} of dim {a} (shape {list(x.shape)})")
             period = 2 * (n - 1)
             m = np.abs(pos) % period
             idx = np.where(m >= n, period - m, m)
         x = index_select(x, a, idx.astype(np.int64))
-    return x
+    return _fresh(x, input)

@@ -81,7 +81,7 @@ def _rev_rule(x: TensorType, *, axes):
     return x
 
 
-register(OpDef("rev", 1, _rev_rule, lambda x, *, axes: np.flip(x, axes),
+register(OpDef("rev", 1, _rev_rule, lambda x, *, axes: np.flip(x, axes).copy(),  # no alias
                doc="rev(x) {axes}: reverse the order of elements along axes"))
 
 

@@ -44,8 +44,8 @@ def _plan(graph: Graph):
 def run_graph(graph: Graph, args: list) -> list[np.ndarray]:
     steps, out_slots, nslots = _plan(graph)
     env: list = [None] * nslots
+    args = [np.asarray(a) for a in args]
     for i, (node, a) in enumerate(zip(graph.inputs, args, strict=True)):
-        a = np.asarray(a)
         if a.shape != node.shape:
             raise ValueError(f"graph {graph.name}: input {node.name} expects shape "
                              f"{list(node.shape)}, got {list(a.shape)}")
@@ -63,10 +63,13 @@ def run_graph(graph: Graph, args: list) -> list[np.ndarray]:
         env[base + k] = out
         for s in frees:
             env[s] = None
+    # Results own their memory: never a view of an argument (a reshape of an input), of another
+    # result, or of a read-only broadcast, so writing into one never changes anything else.
     results = []
-    for s, o in zip(out_slots, graph.outputs):
+    for s in out_slots:
         v = env[s]
-        if o.op == "input" or not v.flags.writeable or any(v is r for r in results):
+        if not v.flags.writeable or any(np.may_share_memory(v, x) for x in args + results
+                                        if isinstance(x, np.ndarray)):
             v = np.array(v, copy=True)
         results.append(v)
     return results
