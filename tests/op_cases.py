@@ -9,6 +9,11 @@ a value domain, the result dtype PyTorch gives, and a tolerance.
 References run on float64 copies of floating inputs (integer and bool inputs keep their dtype),
 so they are the exact answer the tracejit result must approach within the tolerance of the
 *result* dtype. A case's `out` rule gives the result dtype from the case dtype; see `out_dtype`.
+Inputs are drawn from a numpy RNG seeded by the instance id, so every run sees the same values.
+
+Adding a case: ``case(op, fns, ref, input_sets, dtypes=..., domain=..., out=...)``, where `fns`
+is one callable or a dict of spellings (``{"fn": tj.exp, "method": tj.Tensor.exp}``). The "fn"
+spelling runs on every input set and dtype; the other spellings on the first input set only.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -139,9 +144,9 @@ def make_arg(spec, dtype: str, domain: str, rng: np.random.Generator):
         return spec.value
     if isinstance(spec, Idx):
         lo = -spec.high if spec.neg else 0
-        return rng.integers(lo, spec.high, spec.shape).astype(np.int64)
+        return np.asarray(rng.integers(lo, spec.high, spec.shape), dtype=np.int64)
     if isinstance(spec, Mask):
-        return rng.random(spec.shape) < 0.5
+        return np.asarray(rng.random(spec.shape) < 0.5)
     dt, dom = spec.dtype or dtype, spec.domain or domain
     shape = tuple(spec.shape)
     if spec.layout == "T":
@@ -404,7 +409,8 @@ _CLAMP = [
      NUMERIC, "same"),
 ]
 for _note, _fn, _ref, _dts, _out in _CLAMP:
-    case("clamp", _fn, _ref, UN_SETS, dtypes=_dts, out=_out, note=_note)
+    case("clip" if _note.startswith("clip") else "clamp", _fn, _ref, UN_SETS, dtypes=_dts,
+         out=_out, note=_note)
 case("clamp", lambda x, lo, hi: tj.clamp(x, lo, hi), lambda x, lo, hi: np.minimum(
     np.maximum(x, lo), hi), [((3, 4), (4,), (3, 1)), ((), (2,), ())], dtypes=NUMERIC,
     note="tensors")
@@ -617,6 +623,8 @@ case("softmax", lambda x: tj.softmax(x * 100, dim=1), lambda x: _softmax(x * 100
      _SOFT[:1], dtypes=FLOATS, note="large")
 case("softmax", lambda x: tj.softmax(x, 0), lambda x: np.ones(()), [((),)], dtypes=FLOATS,
      note="0d")
+case("softmax", lambda x: tj.softmax(x * 0, 0), lambda x: np.ones(()), [((),)],
+     dtypes=FLOATS, note="0d_zero")
 case("log_softmax", {"fn": lambda x: tj.log_softmax(x, dim=1),
                      "method": lambda x: x.log_softmax(1)},
      lambda x: x - np.log(np.sum(np.exp(x), axis=1, keepdims=True)), _SOFT, dtypes=FLOATS)
@@ -874,6 +882,12 @@ _ADV = [
     ("int_adjacent", lambda x, i: x[:, 1, i], lambda x, i: x[:, 1, i],
      [X + (Idx((2,), 5),)]),
     ("int_first", lambda x, i: x[i, 1], lambda x, i: x[i, 1], [X + (Idx((2,), 3),)]),
+    # PyTorch, unlike numpy, applies ints first: x[1, :, i] is x[1][:, i] (numpy would move
+    # the index dims to the front because the int and the array are not adjacent)
+    ("int_sep_array", lambda x, i: x[1, :, i], lambda x, i: x[1][:, i],
+     [X + (Idx((2,), 5),)]),
+    ("array_sep_int", lambda x, i: x[i, :, 2], lambda x, i: x[:, :, 2][i],
+     [X + (Idx((2, 2), 3),)]),
     ("ellipsis", lambda x, i: x[..., i], lambda x, i: x[..., i], [X + (Idx((3,), 5, True),)]),
     ("const_array", lambda x: x[_I], lambda x: x[_I], [X]),
     ("list", lambda x: x[[0, 2], :, [1, 1]], lambda x: x[[0, 2], :, [1, 1]], [X]),
@@ -920,6 +934,8 @@ case("one_hot", lambda i: tj.one_hot(i, 4), lambda i: (i[..., None] == np.arange
 case("one_hot", lambda i: tj.one_hot(i), lambda i: (i[..., None] == np.arange(i.max() + 1)
                                                     ).astype(np.int64),
      [(Idx((6,), 5),)], dtypes=MIXED, out=I64, note="infer", eager_only=True)
+case("one_hot", lambda i: tj.one_hot(i, 2), lambda i: np.eye(2, dtype=np.int64)[i],
+     [(A(2, 3, dtype=I32, domain="prob"),)], dtypes=MIXED, out=I64, note="int32")
 
 
 def _np_set(x, idx, v):
@@ -1074,7 +1090,7 @@ SPEC_OPS = """
 __add__ __sub__ __mul__ __truediv__ __floordiv__ __mod__ __pow__ __matmul__ __neg__ __abs__
 __eq__ __ne__ __lt__ __le__ __gt__ __ge__
 add sub mul div remainder pow neg sign square minimum maximum logical_and logical_or
-logical_not where clamp isnan isinf isfinite
+logical_not where clamp clip isnan isinf isfinite
 exp exp2 expm1 log log2 log10 log1p sqrt rsqrt sin cos tan asin acos atan atan2 sinh cosh tanh
 sigmoid relu gelu softplus erf floor ceil round trunc
 sum mean prod max min amax amin argmax argmin std var norm logsumexp any all cumsum cumprod
@@ -1085,4 +1101,3 @@ getitem gather take_along_dim index_select one_hot at.set at.add setitem __iadd_
 dot mv mm bmm matmul outer einsum astype
 """.split()
 
-_ = (field, replace)  # re-exported for tests that derive cases

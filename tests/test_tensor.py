@@ -59,8 +59,6 @@ def test_shape_spellings_agree():
     np.testing.assert_array_equal(tj.ones(2, 3).numpy(), np.ones((2, 3), np.float32))
 
 
-@pytest.mark.xfail(strict=True, reason="ops/creation.py: zeros/ones/full do not accept size=, "
-                   "and empty(size=...) silently returns a 0-d tensor")
 @pytest.mark.parametrize("make", [
     lambda: tj.zeros(size=(2, 3)), lambda: tj.ones(size=(2, 3)), lambda: tj.empty(size=(2, 3)),
     lambda: tj.full(size=(2, 3), fill_value=1.0),
@@ -403,8 +401,6 @@ def test_inplace_float_result_into_int_raises(op):
     assert i.tolist() == [1, 2, 3] and i.dtype == tj.int64
 
 
-@pytest.mark.xfail(strict=True, reason="ops/methods.py _assign: TypeError naming 'float32'/"
-                   "'int64' instead of PyTorch's RuntimeError naming Float/Long")
 def test_inplace_cast_error_has_pytorch_wording():
     i = tj.tensor([1, 2, 3])
     with pytest.raises(RuntimeError,

@@ -274,8 +274,8 @@ class Tensor:
         return self.dtype if dtype is None else self.astype(dtype)
 
     def clone(self) -> Tensor:
-        if self._node is not None:
-            return self
+        if self._node is not None:  # a new tracer object, so in-place writes to it stay its own
+            return Tensor._tracer(self._node, self._builder)
         return Tensor._wrap(np.array(self._value, copy=True))
 
     def contiguous(self) -> Tensor:

@@ -26,19 +26,21 @@ def _finish(t, requires_grad):
     return t
 
 
-def full(*size, fill_value=None, dtype=None, device=None, requires_grad=False):
-    """A tensor of ``size`` filled with ``fill_value`` (dtype inferred from it by default).
+def full(*args, size=None, fill_value=None, dtype=None, device=None, requires_grad=False):
+    """A tensor of ``size`` filled with ``fill_value`` (dtype inferred from it by default):
+    ``full((2, 3), 7)``, ``full(size=(2, 3), fill_value=7)``.
 
     >>> import tracejit as tj
     >>> tj.full((2, 2), 7)
     tensor([[7, 7],
             [7, 7]])
     """
+    args = list(args)
     if fill_value is None:
-        if len(size) < 2:
+        if not args or (size is None and len(args) < 2):
             raise user_error(TypeError, "full: missing fill_value")
-        *size, fill_value = size
-    shape = shape_arg("full", tuple(size))
+        fill_value = args.pop()
+    shape = shape_arg("full", tuple(args), size)
     if device is not None:
         _check_device(device)
     if hasattr(fill_value, "shape"):
@@ -57,8 +59,8 @@ def full(*size, fill_value=None, dtype=None, device=None, requires_grad=False):
 
 
 def _filled(name, value):
-    def f(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None):
-        shape = shape_arg(name, size)
+    def f(*shape, size=None, dtype=None, device=None, requires_grad=False):
+        shape = shape_arg(name, shape, size)
         dt = D.as_dtype(dtype) if dtype is not None else D.float32
         return full(shape, fill_value=bool(value) if dt.is_bool else value, dtype=dt,
                     device=device, requires_grad=requires_grad)
@@ -71,9 +73,9 @@ zeros = _filled("zeros", 0)
 ones = _filled("ones", 1)
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False, **_):
+def empty(*shape, size=None, dtype=None, device=None, requires_grad=False):
     """Like `zeros` (tracejit never hands out uninitialized memory)."""
-    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+    return zeros(*shape, size=size, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def _like(name, maker):
@@ -89,7 +91,7 @@ ones_like = _like("ones_like", ones)
 empty_like = _like("empty_like", empty)
 
 
-def full_like(input, fill_value, dtype=None, device=None, requires_grad=False, **_):
+def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):
     x = operand(input)
     return full(x.shape, fill_value=fill_value, dtype=dtype or x.dtype, device=device,
                 requires_grad=requires_grad)

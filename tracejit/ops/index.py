@@ -146,39 +146,34 @@ def getitem(x, index, *, op: str = "getitem"):
     x = operand(x)
     shape0 = x.shape
     items = _expand(x, index, op)
-    advanced = any(k == "array" for k, *_ in items)
-    # 1. slices (and ints, when there is no advanced index) along their axes
-    axis, tokens, adv = 0, [], []
+    # 1. ints select (and drop their axis) first, as in PyTorch: unlike numpy, an int never
+    #    takes part in advanced indexing, so x[1, :, idx] keeps the sliced axis in front.
+    #    Slices apply along their axes; None axes are inserted at the end.
+    axis, orig, tokens, adv = 0, 0, [], []
     for item in items:
         kind, v = item[0], item[1]
         if kind == "none":
             tokens.append("n")
-        elif kind == "slice":
+            continue
+        if kind == "slice":
             x = slice_axis(x, axis, v.start, v.stop, v.step)
             tokens.append(("s", axis))
             axis += 1
-        elif kind == "int" and not advanced:
-            i = _norm_int(v, x.shape[axis], axis, op, shape0)
+        elif kind == "int":
+            i = _norm_int(v, x.shape[axis], orig, op, shape0)
             x = slice_axis(x, axis, i, i + 1)
-            tokens.append(("i", axis))
-            axis += 1
-        else:  # an index array (or an int among index arrays)
+            x = reshape(x, x.shape[:axis] + x.shape[axis + 1:])
+        else:  # an index array
             if len(item) > 2:
                 _check_mask_shape(item[2][1], x, axis, op, shape0)
-            arr = (operand(np.int64(_norm_int(v, x.shape[axis], axis, op, shape0)))
-                   if kind == "int" else _index_array(v, x.shape[axis], axis, op, shape0))
-            adv.append((axis, arr))
+            adv.append((axis, _index_array(v, x.shape[axis], orig, op, shape0)))
             tokens.append("a")
             axis += 1
+        orig += 1
     if not adv:
         shape, dims = [], iter(x.shape)
         for tok in tokens:
-            if tok == "n":
-                shape.append(1)
-            else:
-                d = next(dims)
-                if tok[0] == "s":
-                    shape.append(d)
+            shape.append(1 if tok == "n" else next(dims))
         return reshape(x, tuple(shape))
     # 2. advanced indices: move their axes to the front and gather
     adv_axes = [a for a, _ in adv]
@@ -346,17 +341,31 @@ def take(input, index):
 
 
 def one_hot(tensor, num_classes: int = -1):
-    from .elementwise import eq
+    """``out[..., c] = 1 if tensor[...] == c else 0`` (int64), like ``F.one_hot``.
+
+    Class values outside ``[0, num_classes)`` are an error, as in PyTorch: checked now for an
+    eager tensor, and when compiled code runs otherwise (the rows are gathered from an identity
+    matrix, and ``gather`` checks its indices).
+    """
     x = operand(tensor)
     if not x.dtype.is_integer:
-        raise user_error(TypeError, f"one_hot: expected an integer tensor, got {x.dtype.name}")
+        raise user_error(TypeError, f"one_hot: expected an integer tensor, got {x.dtype.name} "
+                         f"(shape {list(x.shape)})")
     if num_classes < 0:
         if x._is_tracer:
             raise user_error(ConcretizationError, "one_hot: num_classes must be given inside "
                              "compiled code (it decides the result's shape)")
         num_classes = int(x.numpy().max()) + 1 if x.numel() else 0
-    classes = bind("iota", shape=(num_classes,), axis=0, dtype=x.dtype)
-    return cast(eq(reshape(x, x.shape + (1,)), classes), D.int64)
+    if not x._is_tracer and x.numel():
+        v = x.numpy()
+        if v.min() < 0 or v.max() >= num_classes:
+            bad = v[(v < 0) | (v >= num_classes)].flat[0]
+            raise user_error(IndexError, f"one_hot: class value {bad} is out of range "
+                             f"[0, {num_classes}) (shape {list(x.shape)})")
+    n = num_classes
+    eye = bind("eq", bind("iota", shape=(n, n), axis=0, dtype=D.int64),
+               bind("iota", shape=(n, n), axis=1, dtype=D.int64))
+    return bind("gather", cast(eye, D.int64), x)
 
 
 def nonzero(input, *, as_tuple=False):

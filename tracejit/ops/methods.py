@@ -12,7 +12,12 @@ import numpy as np
 from .. import dtypes as D
 from ..errors import user_error
 from ..tensor import Tensor
-from . import creation, elementwise as E, index as I, linalg as L, reduce as R, shape as S
+from . import creation
+from . import elementwise as E
+from . import index as I
+from . import linalg as L
+from . import reduce as R
+from . import shape as S
 from .common import cast, operand
 
 _METHODS = {
@@ -95,6 +100,16 @@ Tensor.__ge__ = E.ge
 Tensor.__hash__ = lambda self: id(self)
 
 
+_TORCH_NAME = {"float16": "Half", "float32": "Float", "float64": "Double", "int8": "Char",
+               "uint8": "Byte", "int16": "Short", "int32": "Int", "int64": "Long",
+               "bool": "Bool"}
+
+
+class CastError(RuntimeError, TypeError):
+    """An in-place op whose result dtype cannot be stored in its target (PyTorch raises
+    RuntimeError; it is a TypeError too)."""
+
+
 def _assign(self: Tensor, new: Tensor, name: str) -> Tensor:
     """Stores `new` into `self` in place, keeping self's dtype and shape (PyTorch's rule)."""
     if new.shape != self.shape:
@@ -102,8 +117,8 @@ def _assign(self: Tensor, new: Tensor, name: str) -> Tensor:
                          f"match the broadcast shape {list(new.shape)}")
     if D.promote_types(self.dtype, new.dtype) != self.dtype and new.dtype.category > \
             self.dtype.category:
-        raise user_error(TypeError, f"{name}: result type {new.dtype.name} can't be cast to the "
-                         f"desired output type {self.dtype.name}")
+        raise user_error(CastError, f"{name}: result type {_TORCH_NAME[new.dtype.name]} can't be "
+                         f"cast to the desired output type {_TORCH_NAME[self.dtype.name]}")
     new = cast(new, self.dtype)
     if self._is_tracer:
         self._node, self._builder = new._node, new._builder

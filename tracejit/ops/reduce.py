@@ -15,7 +15,7 @@ from .. import dtypes as D
 from ..errors import user_error
 from ..trace import bind
 from .common import cast, dim_arg, norm_axes, norm_axis, operand, to_float
-from .elementwise import abs, add, div, exp, log, mul, neg, pow, sqrt, sub, where, isinf
+from .elementwise import abs, add, div, exp, isinf, log, mul, neg, pow, sqrt, sub, where
 
 __all__ = ["sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "std", "var",
            "norm", "logsumexp", "any", "all", "cumsum", "cumprod", "softmax", "log_softmax",
@@ -38,6 +38,8 @@ def _keep(x, axes, keepdim: bool, ndim: int):
 
 def _args(name, input, dim, axis, keepdim, keepdims):
     x = operand(input)
+    if isinstance(dim, (tuple, list)) and len(dim) == 0:
+        dim = None  # PyTorch: an empty dim list reduces every dim (numpy's axis=() reduces none)
     d = dim_arg(name, dim, axis)
     kd = bool(keepdim or keepdims)
     return x, norm_axes(d, x.shape, name), kd
@@ -253,8 +255,9 @@ def softmax(input, dim=None, dtype=None, *, axis=None):
     if d is None:
         raise user_error(TypeError, "softmax: dim is required")
     a = norm_axes(d, x.shape, "softmax")
-    if x.ndim == 0:
-        return div(x, x)
+    if x.ndim == 0:  # exp(x - x) / itself: 1, or NaN for an infinite or NaN x
+        e = exp(sub(x, x))
+        return div(e, e)
     m = _keep(bind("reduce_max", x, axes=a), a, True, x.ndim) if x.numel() else 0.0
     e = exp(sub(x, m))
     return div(e, sum(e, a, keepdim=True))

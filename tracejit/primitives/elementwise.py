@@ -92,9 +92,20 @@ def _int_checked(fn, name):
 
 
 def _pow(a, b):
-    if a.dtype.kind in "iu" and np.any(b < 0):
-        raise ValueError("pow: integers to negative integer powers are not allowed")
-    return np.power(a, b)
+    """Integer powers with a negative exponent are PyTorch's: 1 -> 1, -1 -> +-1, else 0."""
+    if a.dtype.kind not in "iu" or not np.any(b < 0):
+        return np.power(a, b)
+    neg = b < 0
+    out = np.power(a, np.where(neg, 0, b))
+    odd = (np.abs(b) % 2) == 1
+    special = np.where(a == 1, 1, np.where(a == -1, np.where(odd, -1, 1), 0)).astype(out.dtype)
+    return np.where(neg, special, out)
+
+
+def _sign(x):
+    """PyTorch's sign: sign(nan) is 0."""
+    s = np.sign(x)
+    return np.where(np.isnan(s), 0, s).astype(x.dtype) if x.dtype.kind == "f" else s
 
 
 def _round(x):
@@ -105,7 +116,7 @@ def _round(x):
 UNARY = {
     "neg":      ("numeric", np.negative),
     "abs":      ("numeric", np.abs),
-    "sign":     ("numeric", np.sign),
+    "sign":     ("numeric", _sign),
     "exp":      ("float",   np.exp),
     "exp2":     ("float",   np.exp2),
     "expm1":    ("float",   np.expm1),
