@@ -62,8 +62,8 @@ def _leaf_value(x, path: str, fname: str):
         try:
             a = _list_to_numpy(x, None)
         except TypeError as e:
-            raise user_error(TypeError, f"{fname}: argument {path} is a ragged or non-numeric "
-                             f"nested list ({e}); pass a Tensor or a rectangular list") from None
+            raise user_error(TypeError, f"{fname}: argument {path} is not array data: {e}; pass "
+                             "a Tensor or a rectangular list of numbers") from None
         return a, TensorType(a.shape, D.as_dtype(a.dtype))
     raise user_error(TypeError, f"{fname}: argument {path} has type {type(x).__name__} "
                      f"({x!r:.60}), which is not an array; pass Tensors, numpy arrays, Python "

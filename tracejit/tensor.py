@@ -349,8 +349,26 @@ def _list_to_numpy(data, dtype: D.DType | None) -> np.ndarray:
         return x
     try:
         return np.array(unwrap(data), dtype=dt.np)
-    except (ValueError, OverflowError) as e:
-        raise TypeError(f"tensor data is ragged or not numeric: {e}") from None
+    except OverflowError as e:
+        raise TypeError(f"tensor data does not fit {dt.name}: {e}") from None
+    except ValueError:
+        raise TypeError(f"tensor data is ragged: sub-lists have different lengths "
+                        f"({_ragged_where(data)})") from None
+
+
+def _ragged_where(data, path="data") -> str:
+    """The first place where nested list lengths disagree, for error messages."""
+    subs = [x for x in data if isinstance(x, (list, tuple))]
+    if subs and len(subs) != len(data):
+        return f"{path} mixes numbers and lists"
+    lens = {len(x) for x in subs}
+    if len(lens) > 1:
+        return f"{path}[i] have lengths {sorted(lens)}"
+    for i, x in enumerate(subs):
+        inner = _ragged_where(x, f"{path}[{i}]")
+        if inner:
+            return inner
+    return ""
 
 
 def as_tensor(data, dtype=None, copy: bool = False) -> Tensor:

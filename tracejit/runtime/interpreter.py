@@ -55,7 +55,8 @@ def run_graph(graph: Graph, args: list) -> list[np.ndarray]:
         try:
             out = ref(*[env[s] for s in ins], **params)
         except (IndexError, ZeroDivisionError, ValueError) as e:
-            raise user_error(type(e), f"{e} (in {node.op})", node.loc) from None
+            msg = str(e) if str(e).startswith(node.op) else f"{node.op}: {e}"
+            raise user_error(type(e), msg, node.loc) from None
         if node.type is not None:
             out = np.asarray(out)
             if out.dtype != node.dtype.np:
