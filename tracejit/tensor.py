@@ -100,9 +100,11 @@ class Tensor:
         return t
 
     @classmethod
-    def _tracer(cls, node, builder) -> Tensor:
+    def _tracer(cls, node, builder, value: np.ndarray | None = None) -> Tensor:
+        """A traced value. `value` is its concrete value when the trace is concrete (the
+        functional derivative API traces with real inputs so Python may branch on values)."""
         t = object.__new__(cls)
-        t._value, t._node, t._builder = None, node, builder
+        t._value, t._node, t._builder = value, node, builder
         t._weak = node.type.weak if node.type is not None else False
         t._init_autograd()
         return t
@@ -169,9 +171,16 @@ class Tensor:
     # -- conversion to Python/numpy ---------------------------------------------------------
     def _concrete(self, what: str) -> np.ndarray:
         if self._node is not None:
+            if self._value is not None and self._builder.concrete:
+                self._builder.guard(self, what)  # the trace is now specialised to this value
+                return self._value
             from .trace import concretization_error
             raise concretization_error(what, self._type())
         return self._value
+
+    def _rebind(self, new: Tensor) -> None:
+        """Makes this tracer stand for `new` (in-place ops inside a trace)."""
+        self._node, self._builder, self._value = new._node, new._builder, new._value
 
     def numpy(self) -> np.ndarray:
         """The data as a numpy array, sharing memory with this Tensor."""
@@ -275,7 +284,7 @@ class Tensor:
 
     def clone(self) -> Tensor:
         if self._node is not None:  # a new tracer object, so in-place writes to it stay its own
-            return Tensor._tracer(self._node, self._builder)
+            return Tensor._tracer(self._node, self._builder, self._value)
         return Tensor._wrap(np.array(self._value, copy=True))
 
     def contiguous(self) -> Tensor:
@@ -287,8 +296,10 @@ class Tensor:
         return self._node is not None or bool(self._value.flags.c_contiguous)
 
     def detach(self) -> Tensor:
+        """The same data, cut off from differentiation (``tj.stop_gradient``)."""
         if self._node is not None:
-            return self
+            from .trace import bind
+            return bind("stop_gradient", self)
         return Tensor._wrap(self._value)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:

@@ -45,9 +45,11 @@ def current_builder() -> Builder | None:
 class Builder:
     """Collects the nodes of one graph under construction."""
 
-    def __init__(self, name: str = "f", parent: Builder | None = None):
+    def __init__(self, name: str = "f", parent: Builder | None = None, concrete: bool = False):
         self.name = name
         self.parent = parent
+        self.concrete = concrete  # tracers also carry values; Python may branch on them
+        self.guards: list[tuple[str, Node, bytes]] = []
         self.inputs: list[Node] = []
         self.captured: list[Any] = []  # what each captured input stands for (Tensor or Node)
         self._capture_index: dict[int, Node] = {}
@@ -63,6 +65,11 @@ class Builder:
         self.active = False
         popped = _stack().pop()
         assert popped is self, "trace contexts exited out of order"
+
+    def guard(self, t, what: str) -> None:
+        """Records that Python read the value of tracer `t` (the trace is specialised to it)."""
+        v = np.ascontiguousarray(t._value)
+        self.guards.append((what, t._node, v.dtype.str.encode() + v.tobytes()))
 
     # -- inputs ---------------------------------------------------------------------------
     def add_input(self, t: TensorType, name: str, kind: str = "arg") -> Node:
@@ -163,10 +170,38 @@ def bind(name: str, *operands, **params):
         if isinstance(t, tuple):
             return tuple(Tensor._wrap(_coerce(o, tt), weak=tt.weak) for o, tt in zip(out, t))
         return Tensor._wrap(_coerce(out, t), weak=t.weak)
-    node = b.add(name, tuple(b.lift(x) for x in operands), params, t, user_location())
+    node = b.add(name, tuple(b.lift(x) for x in operands), params, t, _location())
+    value = None
+    if b.concrete and all(x._value is not None for x in operands):
+        value = op.ref(*[x._value for x in operands], **params)
+        value = (tuple(_coerce(v, tt) for v, tt in zip(value, t)) if isinstance(t, tuple)
+                 else _coerce(value, t))
     if isinstance(t, tuple):
-        return tuple(bind("get", Tensor._tracer(node, b), index=i) for i in range(len(t)))
-    return Tensor._tracer(node, b)
+        multi = Tensor._tracer(node, b, value)
+        return tuple(bind("get", multi, index=i) for i in range(len(t)))
+    return Tensor._tracer(node, b, value)
+
+
+def _location() -> SourceLoc | None:
+    override = getattr(_state, "loc", None)
+    return override if override is not None else user_location()
+
+
+class at_location:
+    """Within this context, new nodes take `loc` as their source location (the backward nodes
+    of a derivative point at the forward line they differentiate)."""
+
+    def __init__(self, loc: SourceLoc | None):
+        self.loc = loc
+
+    def __enter__(self):
+        self.saved = getattr(_state, "loc", None)
+        if self.loc is not None:
+            _state.loc = self.loc
+        return self
+
+    def __exit__(self, *exc):
+        _state.loc = self.saved
 
 
 def _coerce(v, t: TensorType) -> np.ndarray:

@@ -270,7 +270,7 @@ def setitem(x: Tensor, index, value) -> None:
     """``x[index] = value``: writes into an eager Tensor's buffer, or rebinds a tracer."""
     new = _update(x, index, value, "set", "setitem")
     if x._is_tracer:
-        x._node, x._builder = new._node, new._builder
+        x._rebind(new)
     else:
         np.copyto(x._value, new._value)
 

@@ -121,7 +121,7 @@ def _assign(self: Tensor, new: Tensor, name: str) -> Tensor:
                          f"cast to the desired output type {_TORCH_NAME[self.dtype.name]}")
     new = cast(new, self.dtype)
     if self._is_tracer:
-        self._node, self._builder = new._node, new._builder
+        self._rebind(new)
     elif new._is_tracer:
         raise user_error(TypeError, f"{name}: cannot write a traced value into a realized "
                          "tensor inside compiled code; return the new value instead")

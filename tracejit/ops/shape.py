@@ -262,7 +262,7 @@ def _fresh(x, *inputs):
     if not any(x is t for t in inputs):
         return x
     if x._is_tracer:  # a new tracer object, so in-place ops on the result leave `x` alone
-        return Tensor._tracer(x._node, x._builder)
+        return Tensor._tracer(x._node, x._builder, x._value)
     return x.clone()
 
 

@@ -215,6 +215,10 @@ register(OpDef("convert", 1, _convert_rule, _convert_ref, traits={"elementwise"}
                doc="convert(x) {dtype}: cast with C semantics (float->int truncates)"))
 
 
+register(OpDef("stop_gradient", 1, lambda x: x, lambda x: x, traits={"elementwise", "nondiff"},
+               doc="stop_gradient(x) = x, with zero derivative"))
+
+
 def _constant_rule(*, value, dtype: D.DType, weak: bool = False):
     shape = value.value.shape if isinstance(value, Literal) else ()
     return TensorType(shape, dtype, weak)

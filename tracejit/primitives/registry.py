@@ -18,7 +18,7 @@ from typing import Callable
 from ..dtypes import DType
 from ..ir.graph import TensorType
 
-__all__ = ["OpDef", "register", "PRIMITIVES", "RuleError", "get"]
+__all__ = ["OpDef", "register", "defrules", "PRIMITIVES", "RuleError", "get"]
 
 
 class RuleError(Exception):
@@ -38,9 +38,22 @@ class OpDef:
         arity: number of operands, or None when variadic.
         rule: ``(*in_types, **params) -> TensorType`` (or tuple of them).
         ref: ``(*arrays, **params) -> ndarray``: the numpy reference, the op's definition.
-        vjp, jvp: derivative rules written with graph ops (filled in by the autodiff stage).
+        vjp: reverse-mode rule ``(ct, out, *xs, **params) -> [ct_x, ...]``: one cotangent per
+            operand (None for a zero one or an operand without gradient). `ct` is the output's
+            cotangent (a list, entries possibly None, for multi-result primitives) and `out`
+            the primal output. For ``elementwise`` primitives a cotangent may keep the
+            broadcast output shape: the transform sums it down to the operand's shape.
+        jvp: forward-mode rule ``(tangents, out, *xs, **params) -> t_out``: `tangents` has one
+            entry per operand (None for zero); returns the output tangent or None (a list for
+            multi-result primitives). A result of smaller (broadcastable) shape is broadcast
+            to the output's shape by the transform.
+        batch: vmap rule ``(xs, dims, **params) -> (out, out_dim)``: each of `dims` is 0 (the
+            operand carries the batch axis in front) or None (unbatched); `out_dim` likewise
+            (a tuple of them for multi-result primitives).
+        Rules are written with tracejit ops (graph ops), so derivatives of derivatives work.
         llvm, cuda: scalar lowerings (filled in by the code generators).
-        traits: ``elementwise``, ``nondiff``, ``multi_result``, ``control``, ``effect``.
+        traits: ``elementwise``, ``nondiff`` (no derivative: zero cotangents and tangents),
+            ``multi_result``, ``control``, ``effect``.
         doc: one line for the generated op reference.
     """
 
@@ -50,6 +63,7 @@ class OpDef:
     ref: Callable
     vjp: Callable | None = None
     jvp: Callable | None = None
+    batch: Callable | None = None
     llvm: object = None
     cuda: object = None
     traits: frozenset = field(default_factory=frozenset)
@@ -73,6 +87,18 @@ def register(op: OpDef) -> OpDef:
         raise ValueError(f"primitive {op.name!r} registered twice")
     PRIMITIVES[op.name] = op
     return op
+
+
+def defrules(name: str, *, vjp: Callable | None = None, jvp: Callable | None = None,
+             batch: Callable | None = None) -> None:
+    """Attaches derivative and batching rules to the record of primitive `name` (they are
+    written next to the record, in the same file)."""
+    op = PRIMITIVES[name]
+    for slot, fn in (("vjp", vjp), ("jvp", jvp), ("batch", batch)):
+        if fn is not None:
+            if getattr(op, slot) is not None:
+                raise ValueError(f"{slot} rule of {name!r} defined twice")
+            setattr(op, slot, fn)
 
 
 def get(name: str) -> OpDef:
