@@ -356,6 +356,8 @@ case("neg", {"fn": tj.neg, "method": tj.Tensor.neg}, np.negative, UN_SETS, dtype
 case("__neg__", lambda x: -x, np.negative, UN_SETS[:2], dtypes=NUMERIC + (F16,))
 case("abs", {"fn": tj.abs, "method": tj.Tensor.abs}, np.abs, UN_SETS, dtypes=NUMERIC + (F16,))
 case("__abs__", lambda x: abs(x), np.abs, UN_SETS[:2], dtypes=NUMERIC)
+case("stop_gradient", {"fn": tj.stop_gradient, "detach": lambda x: x.detach()},
+     lambda x: x.copy(), UN_SETS, dtypes=ALL)
 case("sign", {"fn": tj.sign, "method": tj.Tensor.sign},
      lambda x: x.copy() if x.dtype == bool else np.sign(x), UN_SETS, dtypes=ALL)
 case("square", {"fn": tj.square, "method": tj.Tensor.square}, lambda x: x.astype(

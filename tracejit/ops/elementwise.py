@@ -23,7 +23,7 @@ __all__ = _UNARY_FLOAT + [
     "logical_not", "where", "clamp", "clip", "isnan", "isinf", "isfinite", "floor", "ceil",
     "round", "trunc", "relu", "gelu", "softplus", "reciprocal", "arcsin", "arccos", "arctan",
     "arctan2", "fmax", "fmin", "equal", "not_equal", "less", "less_equal", "greater",
-    "greater_equal", "bitwise_not",
+    "greater_equal", "bitwise_not", "stop_gradient",
 ]
 
 
@@ -255,6 +255,11 @@ arcsin, arccos, arctan, arctan2 = (globals()["asin"], globals()["acos"], globals
 subtract, multiply, divide, true_divide, negative = sub, mul, div, div, neg
 fmax, fmin = maximum, minimum
 equal, not_equal, less, less_equal, greater, greater_equal = eq, ne, lt, le, gt, ge
+
+
+def stop_gradient(input):
+    """The same values with a zero derivative (``x.detach()`` in PyTorch terms)."""
+    return bind("stop_gradient", operand(input))
 
 
 def relu(input):
