@@ -150,7 +150,9 @@ def test_graph_verifies(i: int):
 # reads their results.
 COVERED_ELSEWHERE = {"cond", "while", "get",
                      # random numbers (SPEC §6): Philox known answers in tests/test_random.py
-                     "random_bits"}
+                     "random_bits",
+                     # tj.autograd.Function calls: tests/test_autodiff.py
+                     "custom_vjp"}
 
 
 def _ops_in(g: tj.Graph) -> set[str]:

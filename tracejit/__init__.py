@@ -8,8 +8,10 @@
 0.0
 """
 
-from . import nn, random, tree
+from . import autograd, nn, random, testing, tree
 from . import ops as _ops  # noqa: F401  (binds Tensor methods)
+from .autodiff.api import grad, value_and_grad
+from .autodiff.functional import hessian, hvp, jacobian, jvp, vhp, vjp
 from .control import cond, fori_loop, scan, while_loop
 from .dtypes import (
     DType,
@@ -31,6 +33,7 @@ from .ir import Graph, Node, TensorType
 from .jit import CompiledFunction, Lowered, compile, make_graph
 from .ops import *  # noqa: F401,F403
 from .tensor import Tensor, asarray, device, from_numpy, tensor
+from .vmap import vmap
 
 bool = bool_  # noqa: A001  (tj.bool, like torch.bool)
 float = float32  # noqa: A001

@@ -95,9 +95,7 @@ def cond(pred, true_fn: Callable, false_fn: Callable, *operands):
     if [t.dtype for t in b] != dts:
         gf, _, cf = trace_subgraph(call(false_fn), types, names, fname, seeds=ct,
                                    out_dtypes=dts)
-    b_ = current_builder()
-    caps = [Tensor._tracer(n, b_) for n in ct]
-    outs = bind("cond", p, *xs, *caps, branches=(gt, gf))
+    outs = bind("cond", p, *xs, *ct, branches=(gt, gf))
     return tree.unflatten(tt, outs)
 
 
@@ -160,8 +158,7 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val):
         return val
     gc, gb, caps = _loop_graphs(cond_fun, body_fun, carry, carry_tree,
                                 _fname(cond_fun, "cond_fun"), _fname(body_fun, "body_fun"))
-    b = current_builder()
-    outs = bind("while", *carry, *(Tensor._tracer(n, b) for n in caps), cond=gc, body=gb)
+    outs = bind("while", *carry, *caps, cond=gc, body=gb)
     return tree.unflatten(carry_tree, outs)
 
 

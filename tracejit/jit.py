@@ -197,7 +197,7 @@ class CompiledFunction:
 
     def __init__(self, fn: Callable, device: str, static_argnums, static_argnames,
                  donate_argnums):
-        functools.update_wrapper(self, fn)
+        functools.update_wrapper(self, fn, updated=())
         self.fn = fn
         self.device = device
         self.static_argnums = tuple(static_argnums)

@@ -51,7 +51,7 @@ class Builder:
         self.concrete = concrete  # tracers also carry values; Python may branch on them
         self.guards: list[tuple[str, Node, bytes]] = []
         self.inputs: list[Node] = []
-        self.captured: list[Any] = []  # what each captured input stands for (Tensor or Node)
+        self.captured: list[Any] = []  # the outer Tensor each captured input stands for
         self._capture_index: dict[int, Node] = {}
         self._table: dict[tuple, Node] = {}
         self.active = False
@@ -94,20 +94,21 @@ class Builder:
                                  "traced in (it was stored in a global or closure and used "
                                  "after, or outside, that trace); return it instead")
             outer = x._node if x._builder is self.parent else self.parent.lift(x)
-            return self._capture(outer, outer.type, "c")
+            return self._capture(outer, x, outer.type, "c")
         if self.parent is not None:  # realized Tensor: capture at the outermost graph
-            return self._capture(self.parent.lift(x), x._type(), "c")
+            return self._capture(self.parent.lift(x), x, x._type(), "c")
         key = id(x)
         if key not in self._capture_index:
             self._capture_index[key] = self.add_input(x._type(), "capture", kind="capture")
             self.captured.append(x)
         return self._capture_index[key]
 
-    def _capture(self, outer: Any, t: TensorType, name: str) -> Node:
+    def _capture(self, outer: Node, x, t: TensorType, name: str) -> Node:
+        """A captured input standing for the enclosing graph's node `outer` (Tensor `x`)."""
         key = id(outer)
         if key not in self._capture_index:
             self._capture_index[key] = self.add_input(t, name, kind="capture")
-            self.captured.append(outer)
+            self.captured.append(x)
         return self._capture_index[key]
 
     def _is_ancestor(self, b: Builder) -> bool:
@@ -246,23 +247,29 @@ def trace_graph(fn: Callable, flat_types: list[TensorType], names: list[str], na
 
 
 def trace_subgraph(fn: Callable, in_types: list[TensorType], names: list[str], name: str,
-                   seeds: list = (), out_dtypes: list | None = None):
+                   seeds: list = (), out_dtypes: list | None = None, values: list | None = None):
     """Traces `fn` as a closed sub-graph of the current trace (a branch or loop body).
 
     The sub-graph's inputs are `fn`'s arguments, then one captured input per seed (outer nodes
     captured by a sibling sub-graph, so siblings share one input list), then whatever else `fn`
-    closes over. `out_dtypes` casts the outputs. Returns ``(graph, out_tree, captured)`` where
-    `captured` lists the enclosing graph's nodes that feed the captured inputs, in order.
+    closes over. `out_dtypes` casts the outputs. With `values` (one array per input, inside a
+    concrete trace) the sub-graph is traced concretely too, so `fn` may branch on values.
+    Returns ``(graph, out_tree, captured)`` where
+    `captured` lists the outer Tensors that feed the captured inputs, in order (pass them as
+    operands of the node that uses the sub-graph).
     """
     from . import tree
     from .tensor import Tensor, as_tensor
     parent = current_builder()
     assert parent is not None, "sub-graphs are traced inside an enclosing trace"
-    b = Builder(name, parent)
+    concrete = values is not None and parent.concrete
+    b = Builder(name, parent, concrete=concrete)
     with b:
-        tracers = [Tensor._tracer(b.add_input(t, n), b) for t, n in zip(in_types, names)]
+        vals = values if concrete else [None] * len(in_types)
+        tracers = [Tensor._tracer(b.add_input(t, n), b, v)
+                   for t, n, v in zip(in_types, names, vals)]
         for s in seeds:
-            b._capture(s, s.type, "c")
+            b.lift(s)
         leaves, out_tree = tree.flatten(fn(*tracers))
         nodes = []
         for i, leaf in enumerate(leaves):

@@ -55,7 +55,7 @@ def full(*args, size=None, fill_value=None, dtype=None, device=None, requires_gr
         if dt.is_integer and isinstance(v, float) and not math.isfinite(v):
             raise user_error(ValueError, f"full: cannot fill an integer tensor with {v}")
         c = bind("constant", value=v, dtype=dt)
-    return _finish(bind("broadcast", c, shape=shape), requires_grad)
+    return _finish(c if c.shape == shape else bind("broadcast", c, shape=shape), requires_grad)
 
 
 def _filled(name, value):

@@ -3,7 +3,7 @@
 Input: nothing. Output: `PRIMITIVES`, filled by importing the modules below.
 """
 
-from . import control, elementwise, random, reduce, structure  # noqa: F401  (register records)
+from . import control, custom, elementwise, random, reduce, structure  # noqa: F401  (register records)
 from .registry import PRIMITIVES, OpDef, RuleError, defrules, get, register
 
 __all__ = ["PRIMITIVES", "OpDef", "RuleError", "defrules", "get", "register"]

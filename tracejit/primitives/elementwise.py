@@ -231,3 +231,215 @@ def _constant_ref(*, value, dtype, weak=False):
 
 register(OpDef("constant", 0, _constant_rule, _constant_ref, traits={"nondiff"},
                doc="constant {value, dtype}: a scalar or array literal"))
+
+
+# ===========================================================================================
+# Derivative rules (vjp / jvp)
+# ===========================================================================================
+# Written with graph ops (`bind`), never numpy, so a derivative is a graph that can itself be
+# differentiated. Every elementwise Jacobian is diagonal (after broadcasting), so each rule is
+# one "partial" per operand, ``g * dy/dx`` for any g: the vjp applies it to the cotangent, the
+# jvp to each tangent and adds. Cotangents keep the broadcast shape (the transform sums them
+# down). Non-smooth points follow PyTorch: abs'(0) = 0 (sign); maximum/minimum split the
+# derivative equally between tied operands (torch.maximum), NaN operands take all of it;
+# pow's exponent derivative is 0 where base == 0 and exponent >= 0, its base derivative 0 where
+# both are 0; rem: d/da = 1, d/db = -floor(a / b). Masked branches use "safe" operands (the
+# double-where trick) so a second derivative never meets log(0) or 0 * inf.
+
+
+from .registry import defrules  # noqa: E402  (the rules section reads top to bottom)
+
+
+def _bind(name, *xs, **params):
+    from ..trace import bind  # trace.py imports this package: resolve at call time
+    return bind(name, *xs, **params)
+
+
+def _k(value, like):
+    """A scalar constant of `like`'s dtype (strong: eager weak constants change dtype)."""
+    return _bind("constant", value=value, dtype=like.dtype)
+
+
+def _add(a, b):
+    return _bind("add", a, b)
+
+
+def _sub(a, b):
+    return _bind("sub", a, b)
+
+
+def _mul(a, b):
+    return _bind("mul", a, b)
+
+
+def _div(a, b):
+    return _bind("div", a, b)
+
+
+def _neg(a):
+    return _bind("neg", a)
+
+
+def _sel(c, a, b):
+    return _bind("select", c, a, b)
+
+
+def _zero_where(c, g):
+    """`g` with zeros where `c` holds."""
+    return _sel(c, _k(0, g), g)
+
+
+def _sum_tangents(*ts):
+    """The sum of the non-None entries (None when all are None)."""
+    out = None
+    for t in ts:
+        if t is not None:
+            out = t if out is None else _add(out, t)
+    return out
+
+
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+#   name        g * f'(x), from g, the operand x and the result y
+_UNARY_PARTIAL = {
+    "neg":      lambda g, x, y: _neg(g),
+    "abs":      lambda g, x, y: _mul(g, _bind("sign", x)),
+    "exp":      lambda g, x, y: _mul(g, y),
+    "exp2":     lambda g, x, y: _mul(g, _mul(y, _k(_LN2, y))),
+    "expm1":    lambda g, x, y: _mul(g, _add(y, _k(1.0, y))),
+    "log":      lambda g, x, y: _div(g, x),
+    "log2":     lambda g, x, y: _div(g, _mul(x, _k(_LN2, x))),
+    "log10":    lambda g, x, y: _div(g, _mul(x, _k(_LN10, x))),
+    "log1p":    lambda g, x, y: _div(g, _add(x, _k(1.0, x))),
+    "sqrt":     lambda g, x, y: _div(g, _mul(y, _k(2.0, y))),
+    "rsqrt":    lambda g, x, y: _mul(g, _mul(_mul(y, _k(-0.5, y)), _mul(y, y))),
+    "sin":      lambda g, x, y: _mul(g, _bind("cos", x)),
+    "cos":      lambda g, x, y: _neg(_mul(g, _bind("sin", x))),
+    "tan":      lambda g, x, y: _mul(g, _add(_k(1.0, y), _mul(y, y))),
+    "asin":     lambda g, x, y: _mul(g, _bind("rsqrt", _sub(_k(1.0, x), _mul(x, x)))),
+    "acos":     lambda g, x, y: _neg(_mul(g, _bind("rsqrt", _sub(_k(1.0, x), _mul(x, x))))),
+    "atan":     lambda g, x, y: _div(g, _add(_k(1.0, x), _mul(x, x))),
+    "sinh":     lambda g, x, y: _mul(g, _bind("cosh", x)),
+    "cosh":     lambda g, x, y: _mul(g, _bind("sinh", x)),
+    "tanh":     lambda g, x, y: _mul(g, _sub(_k(1.0, y), _mul(y, y))),
+    "sigmoid":  lambda g, x, y: _mul(g, _mul(y, _sub(_k(1.0, y), y))),
+    "erf":      lambda g, x, y: _mul(g, _mul(_k(_TWO_OVER_SQRT_PI, x),
+                                             _bind("exp", _neg(_mul(x, x))))),
+}
+
+
+def _unary_rules(partial):
+    def vjp(ct, out, x):
+        return (partial(ct, x, out),)
+
+    def jvp(tangents, out, x):
+        (t,) = tangents
+        return None if t is None else partial(t, x, out)
+    return vjp, jvp
+
+
+def _extreme_partials(loses):
+    """maximum (`loses` = lt) / minimum (gt), as torch.maximum: a tie splits g in halves; an
+    operand that loses gets nothing; NaN compares false, so both operands get all of it."""
+    def split(g, a, b):
+        return _sel(_bind("eq", a, b), _mul(g, _k(0.5, g)), g)
+
+    def pa(g, a, b, y):
+        return _zero_where(_bind(loses, a, b), split(g, a, b))
+
+    def pb(g, a, b, y):
+        return _zero_where(_bind(loses, b, a), split(g, a, b))
+    return pa, pb
+
+
+def _pow_partials():
+    def pa(g, a, b, y):  # b * a^(b-1); 0 where a == b == 0 (PyTorch: 0 where b == 0)
+        both0 = _bind("logical_and", _bind("eq", a, _k(0.0, a)), _bind("eq", b, _k(0.0, b)))
+        e = _sel(both0, _k(1.0, b), _sub(b, _k(1.0, b)))
+        return _zero_where(both0, _mul(g, _mul(b, _bind("pow", a, e))))
+
+    def pb(g, a, b, y):  # a^b * log(a); 0 where a == 0 and b >= 0 (PyTorch)
+        m = _bind("logical_and", _bind("eq", a, _k(0.0, a)), _bind("ge", b, _k(0.0, b)))
+        safe_a = _sel(m, _k(1.0, a), a)
+        return _zero_where(m, _mul(g, _mul(y, _bind("log", safe_a))))
+    return pa, pb
+
+
+def _atan2_partials():
+    def r2(a, b):
+        return _add(_mul(a, a), _mul(b, b))
+
+    def pa(g, a, b, y):
+        return _div(_mul(g, b), r2(a, b))
+
+    def pb(g, a, b, y):
+        return _neg(_div(_mul(g, a), r2(a, b)))
+    return pa, pb
+
+
+#   name        (g * dy/da, g * dy/db), from g, the operands a, b and the result y
+_BINARY_PARTIALS = {
+    "add":      (lambda g, a, b, y: g, lambda g, a, b, y: g),
+    "sub":      (lambda g, a, b, y: g, lambda g, a, b, y: _neg(g)),
+    "mul":      (lambda g, a, b, y: _mul(g, b), lambda g, a, b, y: _mul(g, a)),
+    "div":      (lambda g, a, b, y: _div(g, b), lambda g, a, b, y: _neg(_div(_mul(g, y), b))),
+    "rem":      (lambda g, a, b, y: g,
+                 lambda g, a, b, y: _neg(_mul(g, _bind("floordiv", a, b)))),
+    "pow":      _pow_partials(),
+    "maximum":  _extreme_partials("lt"),
+    "minimum":  _extreme_partials("gt"),
+    "atan2":    _atan2_partials(),
+}
+
+
+def _binary_rules(pa, pb):
+    def vjp(ct, out, a, b):
+        return pa(ct, a, b, out), pb(ct, a, b, out)
+
+    def jvp(tangents, out, a, b):
+        ta, tb = tangents
+        return _sum_tangents(None if ta is None else pa(ta, a, b, out),
+                             None if tb is None else pb(tb, a, b, out))
+    return vjp, jvp
+
+
+def _select_vjp(ct, out, c, a, b):
+    zero = _k(0, ct)
+    return None, _sel(c, ct, zero), _sel(c, zero, ct)
+
+
+def _select_jvp(tangents, out, c, a, b):
+    _, ta, tb = tangents
+    if ta is None and tb is None:
+        return None
+    zero = _k(0, out)
+    return _sel(c, zero if ta is None else ta, zero if tb is None else tb)
+
+
+def _cast(x, dtype):
+    return x if x.dtype == dtype else _bind("convert", x, dtype=dtype, weak=False)
+
+
+def _convert_vjp(ct, out, x, *, dtype, weak=False):
+    """A cast back to the operand's dtype; casts from or to integers have no derivative."""
+    if not (x.dtype.is_floating_point and dtype.is_floating_point):
+        return (None,)
+    return (_cast(ct, x.dtype),)
+
+
+def _convert_jvp(tangents, out, x, *, dtype, weak=False):
+    (t,) = tangents
+    if t is None or not (x.dtype.is_floating_point and dtype.is_floating_point):
+        return None
+    return _cast(t, dtype)
+
+
+for _name, _partial in _UNARY_PARTIAL.items():
+    _v, _j = _unary_rules(_partial)
+    defrules(_name, vjp=_v, jvp=_j)
+for _name, (_pa, _pb) in _BINARY_PARTIALS.items():
+    _v, _j = _binary_rules(_pa, _pb)
+    defrules(_name, vjp=_v, jvp=_j)
+defrules("select", vjp=_select_vjp, jvp=_select_jvp)
+defrules("convert", vjp=_convert_vjp, jvp=_convert_jvp)

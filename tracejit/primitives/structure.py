@@ -194,3 +194,175 @@ register(OpDef("scatter", None, _scatter_rule, _scatter_ref,
                    "(add accumulates duplicates; set keeps the last)"))
 
 
+
+
+# ===========================================================================================
+# Derivative rules (vjp / jvp)
+# ===========================================================================================
+# All of these primitives are linear in their differentiable operands, so each jvp applies the
+# primitive itself (or its zero-filled variant) to the tangents and each vjp is the transpose,
+# written with graph ops. Cotangents have exactly the operand's shape. Index operands of
+# gather/scatter get none.
+
+from .. import dtypes as _D  # noqa: E402
+from .elementwise import _bind, _k  # noqa: E402
+from .registry import defrules  # noqa: E402
+
+
+def _zeros(shape, like):
+    return _bind("broadcast", _k(0, like), shape=tuple(shape))
+
+
+def _reshape(x, shape):
+    shape = tuple(shape)
+    return x if x.shape == shape else _bind("reshape", x, shape=shape)
+
+
+def _sum_to(x, shape):
+    """Undoes `broadcast`: sums the added leading axes and the expanded size-1 axes."""
+    shape = tuple(shape)
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape)
+                                      if n == 1 and x.shape[lead + i] != 1)
+    return _reshape(_bind("reduce_sum", x, axes=axes) if axes else x, shape)
+
+
+def _linear(prim):
+    """jvp of a primitive that is linear in its one operand: the primitive of the tangent."""
+    def jvp(tangents, out, x, **params):
+        (t,) = tangents
+        return None if t is None else _bind(prim, t, **params)
+    return jvp
+
+
+def _broadcast_vjp(ct, out, x, *, shape):
+    return (_sum_to(ct, x.shape),)
+
+
+def _reshape_vjp(ct, out, x, *, shape):
+    return (_reshape(ct, x.shape),)
+
+
+def _transpose_vjp(ct, out, x, *, perm):
+    inv = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inv[p] = i
+    return (_bind("transpose", ct, perm=tuple(inv)),)
+
+
+def _slice_vjp(ct, out, x, *, start, stop, step):
+    """Places ct back at positions start, start+step, ... of zeros. A strided axis is spread
+    by reshaping it to (m, 1), padding to (m, step) and merging: m*step entries with the values
+    at multiples of step; then one slice trims what overhangs and one pad places the block."""
+    n = x.shape
+    if 0 in ct.shape:
+        return (_zeros(n, ct),)
+    g = ct
+    strided = [a for a in range(ct.ndim) if step[a] > 1 and ct.shape[a] > 1]
+    if strided:
+        split, hi = [], []
+        for a, m in enumerate(ct.shape):
+            split += [m, 1] if a in strided else [m]
+            hi += [0, step[a] - 1] if a in strided else [0]
+        g = _bind("pad", _reshape(g, split), lo=(0,) * len(split), hi=tuple(hi), value=0.0)
+        g = _reshape(g, [m * step[a] if a in strided else m for a, m in enumerate(ct.shape)])
+    keep = [min(g.shape[a], n[a] - start[a]) for a in range(ct.ndim)]
+    if list(g.shape) != keep:
+        g = _bind("slice", g, start=(0,) * g.ndim, stop=tuple(keep), step=(1,) * g.ndim)
+    hi = tuple(n[a] - start[a] - keep[a] for a in range(ct.ndim))
+    if any(start) or any(hi):
+        g = _bind("pad", g, lo=tuple(start), hi=hi, value=0.0)
+    return (g,)
+
+
+def _rev_vjp(ct, out, x, *, axes):
+    return (_bind("rev", ct, axes=axes),)
+
+
+def _pad_vjp(ct, out, x, *, lo, hi, value):
+    stop = tuple(a + n for a, n in zip(lo, x.shape))
+    return (_bind("slice", ct, start=tuple(lo), stop=stop, step=(1,) * x.ndim),)
+
+
+def _pad_jvp(tangents, out, x, *, lo, hi, value):
+    (t,) = tangents
+    return None if t is None else _bind("pad", t, lo=lo, hi=hi, value=0.0)
+
+
+def _concat_vjp(ct, out, *xs, axis):
+    cts, off = [], 0
+    for x in xs:
+        start, stop = [0] * ct.ndim, list(ct.shape)
+        start[axis], stop[axis] = off, off + x.shape[axis]
+        off += x.shape[axis]
+        cts.append(_bind("slice", ct, start=tuple(start), stop=tuple(stop),
+                         step=(1,) * ct.ndim))
+    return cts
+
+
+def _concat_jvp(tangents, out, *xs, axis):
+    if all(t is None for t in tangents):
+        return None
+    ts = [_zeros(x.shape, out) if t is None else t for t, x in zip(tangents, xs)]
+    return _bind("concatenate", *ts, axis=axis)
+
+
+def _gather_vjp(ct, out, x, *idx):
+    if not idx:
+        return (ct,)
+    return (_bind("scatter", _zeros(x.shape, ct), ct, *idx, mode="add"),) + (None,) * len(idx)
+
+
+def _gather_jvp(tangents, out, x, *idx):
+    t = tangents[0]
+    return None if t is None else _bind("gather", t, *idx)
+
+
+def _last_writes(x, u, idx):
+    """For scatter-set: a bool mask over the update positions (the indices' broadcast shape)
+    that is true where that update is the one kept (the last write to its position), found by
+    scattering each update's ordinal with the same 'set' semantics and reading it back."""
+    k = len(idx)
+    bshape = u.shape[:u.ndim - (x.ndim - k)]
+    ids = _reshape(_bind("iota", shape=(math.prod(bshape),), axis=0, dtype=_D.int64), bshape)
+    slots = _bind("broadcast", _bind("constant", value=0, dtype=_D.int64), shape=x.shape[:k])
+    winner = _bind("scatter", slots, ids, *idx, mode="set")
+    return _bind("eq", _bind("gather", winner, *idx), ids)
+
+
+def _scatter_vjp(ct, out, x, u, *idx, mode):
+    """add: x gets ct, u gets ct at its positions. set: x gets ct with the overwritten
+    positions zeroed; u gets ct at its positions, and where several updates write one position
+    only the last one (the one kept) gets it, the others get 0."""
+    none = (None,) * len(idx)
+    ct_u = _bind("gather", ct, *idx) if idx else ct
+    if mode == "add":
+        return (ct, ct_u) + none
+    ct_x = _bind("scatter", ct, _zeros(u.shape, ct), *idx, mode="set")
+    if math.prod(u.shape[:u.ndim - (x.ndim - len(idx))]) > 1:  # duplicates are possible
+        kept = _last_writes(x, u, idx)
+        kept = _reshape(kept, kept.shape + (1,) * (u.ndim - kept.ndim))
+        ct_u = _bind("select", kept, ct_u, _k(0, ct_u))
+    return (ct_x, ct_u) + none
+
+
+def _scatter_jvp(tangents, out, x, u, *idx, mode):
+    tx, tu = tangents[0], tangents[1]
+    if tx is None and tu is None:
+        return None
+    if tu is None and mode == "add":
+        return tx
+    tx = _zeros(x.shape, out) if tx is None else tx
+    tu = _zeros(u.shape, out) if tu is None else tu
+    return _bind("scatter", tx, tu, *idx, mode=mode)
+
+
+defrules("broadcast", vjp=_broadcast_vjp, jvp=_linear("broadcast"))
+defrules("reshape", vjp=_reshape_vjp, jvp=_linear("reshape"))
+defrules("transpose", vjp=_transpose_vjp, jvp=_linear("transpose"))
+defrules("slice", vjp=_slice_vjp, jvp=_linear("slice"))
+defrules("rev", vjp=_rev_vjp, jvp=_linear("rev"))
+defrules("pad", vjp=_pad_vjp, jvp=_pad_jvp)
+defrules("concatenate", vjp=_concat_vjp, jvp=_concat_jvp)
+defrules("gather", vjp=_gather_vjp, jvp=_gather_jvp)
+defrules("scatter", vjp=_scatter_vjp, jvp=_scatter_jvp)
