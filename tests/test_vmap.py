@@ -7,7 +7,7 @@ import zlib
 
 import numpy as np
 import pytest
-from op_cases import F32, INSTANCES, Arr, Idx, Mask, Py, _spec, make_arg
+from op_cases import F32, INSTANCES, Arr, Idx, Mask, _spec, make_arg
 
 import tracejit as tj
 from tracejit.primitives import PRIMITIVES
@@ -178,7 +178,8 @@ def test_jax_spellings_in_axes_out_axes():
 
 def test_python_scalars_and_numpy_arrays_as_unbatched_arguments():
     x = _rand(3, 2)
-    got = tj.vmap(lambda v, s, a: v * s + a, in_dims=(0, None, None))(x, 2.5, np.ones(2))
+    got = tj.vmap(lambda v, s, a: v * s + a, in_dims=(0, None, None))(x, 2.5,
+                                                                  np.ones(2, np.float32))
     assert got.dtype == tj.float32  # a Python float stays weakly typed
     np.testing.assert_allclose(got.numpy(), x * 2.5 + 1, rtol=1e-6)
 
@@ -507,8 +508,36 @@ def test_errors_inside_the_function_point_at_the_users_line():
 
 def test_docstring_examples():
     import doctest
-
     import sys
+
     mod = sys.modules["tracejit.vmap"]  # (tj.vmap is the function)
     res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.failed == 0 and res.attempted >= 4
+
+
+def test_error_non_array_argument():
+    with pytest.raises(TypeError, match=r"(?s)argument act \(str\) is not an array.*test_vmap"):
+        tj.vmap(lambda x, act: x, in_dims=(0, None))(np.zeros(3), "relu")
+
+
+# -- lanes whose results are discarded must not fail ------------------------------------------
+
+def test_loop_lanes_that_have_stopped_may_index_out_of_range():
+    v = _rand(4, 5)
+    n, stride = np.array([3, 5, 2, 1]), np.array([2, 1, 4, 1])
+
+    def f(v, n, s):  # a lane that stops early has j past the end while the others go on
+        def body(c):
+            i, j, acc = c
+            return i + 1, j + s, acc + v[j]
+        return tj.while_loop(lambda c: c[0] < n, body, (0, 0, tj.zeros(())))[2]
+
+    got = tj.vmap(f)(v, n, stride)
+    want = [v[k, [stride[k] * i for i in range(n[k])]].sum() for k in range(4)]
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5)
+
+
+def test_cond_branch_not_taken_may_index_out_of_range():
+    v, i = _rand(3, 4), np.array([1, 4, 3])
+    f = lambda v, i: tj.cond(i < 4, lambda: v[i], lambda: v[0] * 0 - 1)  # noqa: E731
+    np.testing.assert_allclose(tj.vmap(f)(v, i).numpy(), [v[0, 1], -1, v[2, 3]])

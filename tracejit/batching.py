@@ -385,10 +385,10 @@ def _custom_vjp(xs, dims, *, fwd, bwd, n_args, n_fwd_caps, n_out):
 
 # -- guards for discarded lanes ---------------------------------------------------------------
 
-def _clamp_indices(x: Tensor, dx, idx, dims) -> list:
+def _clamp_indices(x: Tensor, dx, idx) -> list:
     shape = _example_shape(x, dx)
     out = []
-    for ax, (i, d) in enumerate(zip(idx, dims)):
+    for ax, i in enumerate(idx):
         n = shape[ax]
         if n > 0:
             i = bind("minimum", bind("maximum", i, _const(0, i.dtype)), _const(n - 1, i.dtype))
@@ -397,11 +397,11 @@ def _clamp_indices(x: Tensor, dx, idx, dims) -> list:
 
 
 def _guard_gather(xs, dims):
-    return [xs[0]] + _clamp_indices(xs[0], dims[0], xs[1:], dims[1:])
+    return [xs[0]] + _clamp_indices(xs[0], dims[0], xs[1:])
 
 
 def _guard_scatter(xs, dims, *, mode):
-    return [xs[0], xs[1]] + _clamp_indices(xs[0], dims[0], xs[2:], dims[2:])
+    return [xs[0], xs[1]] + _clamp_indices(xs[0], dims[0], xs[2:])
 
 
 def _guard_divisor(xs, dims):

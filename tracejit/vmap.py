@@ -18,10 +18,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import batching  # noqa: F401  (installs the batching rules)
 from . import dtypes as D
 from . import tree
-from .batching import batch_graph
+from .batching import batch_graph  # (importing batching installs the batching rules)
 from .errors import user_error
 from .ir.graph import TensorType
 from .jit import _numeric_list
@@ -110,6 +109,10 @@ class Vmapped:
     def __call__(self, *args, **kwargs):
         if current_builder() is not None:  # inside a trace: batch into it
             return self._batched(args, kwargs)
+        for x, name in zip(tree.flatten((args, kwargs), is_leaf=_numeric_list)[0],
+                           self._leaf_names(args, kwargs)):
+            if not isinstance(x, (Tensor, np.ndarray, np.generic, list)) and not is_scalar(x):
+                _operand(x, name, self._fname)  # raises, naming the argument
         if self._compiled is None:
             @functools.wraps(self.fn)
             def batched(*a, **kw):
@@ -146,9 +149,14 @@ class Vmapped:
                                   [None if d is None else 0 for d in dims] + [None] * len(caps))
         want = _prefix_dims(self.out_dims, out_tree, "out_dims", "the function's results",
                             self._fname)
-        paths = tree.leaf_paths(tree.unflatten(out_tree, list(range(len(outs)))))
-        results = [_place_output(o, d, w, "output" + p, size, self._fname)
-                   for o, d, w, p in zip(outs, odims, want, paths)]
+
+        def path(i: int) -> str:  # for messages only
+            try:
+                return "output" + tree.leaf_paths(tree.unflatten(out_tree, range(len(outs))))[i]
+            except Exception:  # noqa: BLE001  (a registered class that rejects int leaves)
+                return f"output {i}"
+        results = [_place_output(o, d, w, functools.partial(path, i), size, self._fname)
+                   for i, (o, d, w) in enumerate(zip(outs, odims, want))]
         return tree.unflatten(out_tree, results)
 
     def _leaf_names(self, args, kwargs) -> list[str]:
@@ -253,7 +261,7 @@ def _operand(x, name: str, fname: str) -> Tensor:
         return as_tensor(x)
     except (TypeError, ValueError) as e:
         raise user_error(TypeError, f"vmap of {fname}: argument {name} ({type(x).__name__}) is "
-                         f"not an array: {e}") from None
+                         f"not an array: {str(e).splitlines()[0]}") from None
 
 
 def _norm_in_dim(x: Tensor, d, name: str, fname: str):
@@ -274,11 +282,11 @@ def _moveaxis(x: Tensor, src: int, dst: int) -> Tensor:
     return bind("transpose", x, perm=tuple(perm))
 
 
-def _place_output(o: Tensor, d, want, path: str, size: int, fname: str) -> Tensor:
+def _place_output(o: Tensor, d, want, path: Callable[[], str], size: int, fname: str):
     """A batched result (batch dim `d`: 0 or None) with its batch axis where out_dims says."""
     if want is None:
         if d is not None:
-            raise user_error(ValueError, f"vmap of {fname}: {path} (per-example shape "
+            raise user_error(ValueError, f"vmap of {fname}: {path()} (per-example shape "
                              f"{list(o.shape[1:])}) depends on a batched argument, but its "
                              "out_dims entry is None; give it an int to stack the examples")
         return o
@@ -287,6 +295,6 @@ def _place_output(o: Tensor, d, want, path: str, size: int, fname: str) -> Tenso
     nd = o.ndim
     if not -nd <= want < nd:
         raise user_error(ValueError, f"vmap of {fname}: out_dims {want} is out of range for "
-                         f"{path} of batched shape {list(o.shape)} (expected a dim in "
+                         f"{path()} of batched shape {list(o.shape)} (expected a dim in "
                          f"[{-nd}, {nd - 1}])")
     return _moveaxis(o, 0, want % nd) if want % nd else o

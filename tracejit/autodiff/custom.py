@@ -26,7 +26,7 @@ from .. import tree
 from ..errors import user_error
 from ..ir.graph import TensorType
 from ..tensor import Tensor, as_tensor
-from ..trace import bind, trace_subgraph
+from ..trace import bind, current_builder, trace_subgraph
 from .staging import Staged, in_trace
 
 __all__ = ["Function", "FunctionCtx"]
@@ -102,8 +102,20 @@ def _apply_traced(cls, args: tuple):
             raise user_error(TypeError, f"{name}.forward must return Tensors (or a tuple of "
                              "them)")
         saved = [s for s in ctx._saved]
-        info.update(out_tree=out_tree, n_out=len(leaves), saved_none=[s is None for s in saved])
-        return list(leaves) + [s for s in saved if s is not None]
+        # Tensors stored as ctx attributes (ctx.k = x * 2) are residuals too
+        here = current_builder()
+        attrs, extra = [], []
+        for name, val in list(vars(ctx).items()):
+            if name.startswith("_"):
+                continue
+            vals, td = tree.flatten(val)
+            mask = [isinstance(v, Tensor) and v._is_tracer and v._builder is here for v in vals]
+            if any(mask):
+                attrs.append((name, td, vals, mask))
+                extra += [v for v, m in zip(vals, mask) if m]
+        info.update(out_tree=out_tree, n_out=len(leaves), saved_none=[s is None for s in saved],
+                    attrs=attrs, n_extra=len(extra))
+        return list(leaves) + [s for s in saved if s is not None] + extra
 
     types = [t._type() for t in tensors]
     g_f, _, caps_f = trace_subgraph(fwd, types, [f"x{i}" for i in range(len(types))],
@@ -116,6 +128,9 @@ def _apply_traced(cls, args: tuple):
         res, grads = list(ts[:len(res_types)]), list(ts[len(res_types):])
         it = iter(res)
         ctx._saved = tuple(None if none else next(it) for none in info["saved_none"])
+        for name, td, vals, mask in info["attrs"]:
+            setattr(ctx, name, tree.unflatten(td, [next(it) if m else v
+                                                   for v, m in zip(vals, mask)]))
         got = cls.backward(ctx, *grads)
         got = got if isinstance(got, tuple) else (got,)
         if len(got) != len(args):

@@ -116,8 +116,8 @@ def _ones_for(outs, what: str, fname: str) -> list:
     if len(outs) != 1 or outs[0].numel() != 1:
         raise user_error(RuntimeError, f"{fname}: the vector v can only be None if the "
                          f"{what} is a single Tensor with a single element")
-    from ..ops.creation import ones_like
-    return [ones_like(outs[0])]
+    from ..ops.creation import ones
+    return [ones(tuple(outs[0].shape), dtype=outs[0].dtype)]
 
 
 # -- vjp / jvp --------------------------------------------------------------------------------

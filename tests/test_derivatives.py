@@ -1,0 +1,267 @@
+"""Derivative conformance: every differentiable case of `op_cases.py`, in float64.
+
+For each case (its first input sets, float64) the traced graph G of the op is transformed with
+`vjp_graph` and `jvp_graph` directly, and the derivative graphs are traced, verified and run on
+the interpreter. With random directions v (one per float input) and cotangents u (one per float64
+output):
+
+* first order: the jvp ``J v`` matches central finite differences ``(f(x+eps v) - f(x-eps v))
+  / 2 eps``, and the vjp passes the inner-product test ``<u, J v> == <J^T u, v>``;
+* second order: ``h(x) = J(x)^T u`` (the vjp, as a graph) is differentiated again, forwards
+  (jvp of vjp, checked against finite differences of h) and backwards (vjp of vjp, checked by
+  the inner-product test against that jvp).
+
+Only float inputs are differentiated (indices, masks and Python scalars are held fixed) and only
+float64 outputs are compared (a float32 result rounds away what finite differences measure).
+Cases whose op is piecewise constant are checked to have zero derivatives instead; a point that
+lies within eps of a kink (finite differences at two step sizes disagree) is skipped, never
+silently passed. Completeness: every primitive is nondiff, control flow, or has both rules.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from op_cases import F64, INSTANCES, Idx, Instance, Mask, Py
+
+import tracejit as tj
+from tracejit.autodiff.jvp import jvp_graph
+from tracejit.autodiff.vjp import vjp_graph
+from tracejit.primitives import PRIMITIVES
+from tracejit.trace import trace_graph
+
+EPS = 1e-6
+RTOL_FD = 1e-6      # finite differences against the jvp (relative to the largest entry)
+RTOL_DOT = 1e-10    # <u, Jv> against <J^T u, v>: both exact, only rounding differs
+
+# Ops whose result is piecewise constant in the float inputs: the derivative is zero wherever
+# it exists, and the case domains ("halves") put points right on the jumps, so finite
+# differences are meaningless there. Their vjp/jvp must give zeros.
+ZERO_DERIVATIVE = {"floor", "ceil", "round", "trunc", "sign", "floor_divide", "__floordiv__",
+                   "div.fn.floor", "div.fn.trunc", "argmax", "argmin", "argsort"}
+# Cases whose points are not differentiable by construction (NaN/inf inputs).
+NOT_AT_THESE_POINTS = {"special"}
+
+# Loosened tolerances, each with its reason (case name -> factor on RTOL_FD).
+FD_TOL = {
+    "softmax.fn.large": 100,      # x * 100: third derivatives ~1e6 make the O(eps^2) term big
+    "log_softmax.fn.large": 100,  # same
+}
+
+
+def _is_float_array(a) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype == np.float64
+
+
+def _chosen() -> list[Instance]:
+    """float64 instances: the first two input sets of each 'fn' spelling, the first of the
+    others; data-dependent shapes (eager only) and mixed-dtype promotion cases left out."""
+    seen: dict[str, int] = {}
+    out = []
+    for inst in INSTANCES:
+        c = inst.case
+        if inst.dtype != F64 or c.eager_only:
+            continue
+        k = seen.get(c.name, 0)
+        if k >= (2 if c.spelling == "fn" else 1):
+            continue
+        seen[c.name] = k + 1
+        out.append(inst)
+    return out
+
+
+CHOSEN = _chosen()
+
+
+# -- tracing and running graphs -------------------------------------------------------------
+
+def _types(arrays):
+    return [tj.from_numpy(np.asarray(a))._type() for a in arrays]
+
+
+def stage(fn, arrays):
+    """Traces `fn` on tracers shaped like `arrays`; returns (graph, captured arrays)."""
+    g, _, b = trace_graph(fn, _types(arrays), [f"a{i}" for i in range(len(arrays))], "f")
+    g.verify()
+    return g, [c.numpy() for c in b.captured]
+
+
+def run(graph, arrays) -> list[np.ndarray]:
+    out = graph(*arrays)
+    out = out if isinstance(out, tuple) else (out,)
+    return [o.numpy() for o in out]
+
+
+def _or_zeros(ts, like):
+    return [tj.zeros(ref.shape, dtype=ref.dtype) if t is None else t for t, ref in zip(ts, like)]
+
+
+class Problem:
+    """One instance as a function of its float inputs: ``f(*xs) -> float64 outputs``."""
+
+    def __init__(self, inst: Instance):
+        args = inst.args()
+        self.pos = [i for i, a in enumerate(args) if _is_float_array(a)]
+        self.xs = [args[i] for i in self.pos]
+        self.fixed = [i for i, a in enumerate(args) if isinstance(a, np.ndarray)
+                      and i not in self.pos]
+        self.others = [args[i] for i in self.fixed]
+
+        def f(*flat):
+            full = list(args)
+            for i, t in zip(self.pos + self.fixed, flat):
+                full[i] = t
+            out = inst.case.fn(*full)
+            leaves = out if isinstance(out, (tuple, list)) else [out]
+            return tuple(o for o in leaves if isinstance(o, tj.Tensor) and o.dtype == tj.float64)
+
+        self.G, self.caps = stage(f, self.xs + self.others)
+        self.consts = self.others + self.caps  # graph inputs held fixed
+        self.outs = [np.zeros(o.shape) for o in self.G.outputs]
+
+    def f(self, xs) -> list[np.ndarray]:
+        return run(self.G, list(xs) + self.consts)
+
+    # -- derivative graphs (each traced with the float inputs first, constants after) -----
+    @functools.cached_property
+    def jvp(self):
+        nx = len(self.xs)
+
+        def fn(*a):
+            xs, consts, vs = a[:nx], a[nx:nx + len(self.consts)], a[nx + len(self.consts):]
+            _, ts = jvp_graph(self.G, list(xs) + list(consts),
+                              list(vs) + [None] * len(consts))
+            return tuple(_or_zeros(ts, self.G.outputs))
+        return stage(fn, self.xs + self.consts + self.xs)[0]
+
+    @functools.cached_property
+    def vjp(self):
+        """h(xs, consts, us) = J^T u, one per float input."""
+        nx, nc = len(self.xs), len(self.consts)
+
+        def fn(*a):
+            xs, consts, us = a[:nx], a[nx:nx + nc], a[nx + nc:]
+            _, cts = vjp_graph(self.G, list(xs) + list(consts), list(us),
+                               wrt=[True] * nx + [False] * nc)
+            return tuple(_or_zeros(cts[:nx], xs))
+        return stage(fn, self.xs + self.consts + self.outs)[0]
+
+
+def _dot(a, b) -> float:
+    return float(sum(np.sum(x * y) for x, y in zip(a, b)))
+
+
+def _absdot(a, b) -> float:
+    return float(sum(np.sum(np.abs(x * y)) for x, y in zip(a, b)))
+
+
+def _fd(fun, xs, vs, eps):
+    plus = fun([x + eps * v for x, v in zip(xs, vs)])
+    minus = fun([x - eps * v for x, v in zip(xs, vs)])
+    return [(p - m) / (2 * eps) for p, m in zip(plus, minus)]
+
+
+def _max_abs(arrs) -> float:
+    return max((float(np.max(np.abs(a))) for a in arrs if a.size), default=0.0)
+
+
+def check_fd(name, got, fun, xs, vs, rtol, what):
+    """`got` (a directional derivative) against central differences of `fun`; skips the point
+    when differences at eps and eps/2 disagree (a kink within eps)."""
+    fd = _fd(fun, xs, vs, EPS)
+    scale = max(_max_abs(fd), _max_abs(got), 1e-3)
+    fd2 = _fd(fun, xs, vs, EPS / 2)
+    if any(not np.allclose(a, b, rtol=0, atol=rtol * scale) for a, b in zip(fd, fd2)):
+        pytest.skip(f"{name}: a kink within eps of the sample point ({what})")
+    for k, (g, e) in enumerate(zip(got, fd)):
+        np.testing.assert_allclose(g, e, rtol=0, atol=rtol * scale,
+                                   err_msg=f"{name}: {what}, output {k}")
+
+
+def check_dot(name, lhs, rhs, scale, what):
+    assert abs(lhs - rhs) <= RTOL_DOT * max(scale, 1e-30) + 1e-300, \
+        f"{name}: {what}: <u, Jv> = {lhs!r} but <J^T u, v> = {rhs!r}"
+
+
+def _rng(inst: Instance):
+    import zlib
+    return np.random.default_rng(zlib.crc32(("d/" + inst.id).encode()))
+
+
+def _skip_reason(inst: Instance) -> str | None:
+    dom = inst.case.domain
+    doms = dom if isinstance(dom, tuple) else (dom,)
+    if any(d in NOT_AT_THESE_POINTS for d in doms):
+        return "NaN/inf inputs: not differentiable there"
+    if any(isinstance(s, (Idx, Mask, Py)) for s in inst.specs) and not any(
+            not isinstance(s, (Idx, Mask, Py)) for s in inst.specs):
+        return "no float input"
+    return None
+
+
+@pytest.mark.parametrize("inst", CHOSEN, ids=[i.id for i in CHOSEN])
+def test_derivatives(inst: Instance):
+    reason = _skip_reason(inst)
+    if reason:
+        pytest.skip(reason)
+    p = Problem(inst)
+    if not p.xs or not p.G.outputs:
+        pytest.skip("no float input or no float64 output")
+    name = inst.id
+    rng = _rng(inst)
+    vs = [rng.standard_normal(x.shape) for x in p.xs]
+    us = [rng.standard_normal(o.shape) for o in p.outs]
+    jv = run(p.jvp, p.xs + p.consts + vs)
+    jtu = run(p.vjp, p.xs + p.consts + us)
+    assert [a.shape for a in jv] == [o.shape for o in p.outs]
+    assert [a.shape for a in jtu] == [x.shape for x in p.xs]
+    zero = inst.case.op in ZERO_DERIVATIVE or inst.case.name in ZERO_DERIVATIVE
+    if zero:
+        assert _max_abs(jv) == 0 and _max_abs(jtu) == 0, f"{name}: nonzero derivative"
+        return
+    check_dot(name, _dot(us, jv), _dot(jtu, vs), _absdot(us, jv) + _absdot(jtu, vs),
+              "first order")
+    rtol = RTOL_FD * FD_TOL.get(inst.case.name, 1)
+    check_fd(name, jv, p.f, p.xs, vs, rtol, "jvp vs finite differences")
+
+    # second order: h(x) = J(x)^T u, differentiated forwards and backwards
+    nx, nc = len(p.xs), len(p.consts)
+
+    def h(xs):
+        return run(p.vjp, list(xs) + p.consts + us)
+
+    def h_jvp(*a):
+        _, ts = jvp_graph(p.vjp, list(a[:nx + nc + len(us)]),
+                          list(a[nx + nc + len(us):]) + [None] * (nc + len(us)))
+        return tuple(_or_zeros(ts, p.vjp.outputs))
+
+    def h_vjp(*a):
+        k = nx + nc + len(us)
+        _, cts = vjp_graph(p.vjp, list(a[:k]), list(a[k:]),
+                           wrt=[True] * nx + [False] * (nc + len(us)))
+        return tuple(_or_zeros(cts[:nx], a[:nx]))
+
+    ws = [rng.standard_normal(x.shape) for x in p.xs]
+    hjv = run(stage(h_jvp, p.xs + p.consts + us + vs)[0], p.xs + p.consts + us + vs)
+    hjw = run(stage(h_vjp, p.xs + p.consts + us + ws)[0], p.xs + p.consts + us + ws)
+    check_dot(name, _dot(ws, hjv), _dot(hjw, vs), _absdot(ws, hjv) + _absdot(hjw, vs),
+              "second order (vjp of vjp vs jvp of vjp)")
+    check_fd(name, hjv, h, p.xs, vs, rtol, "jvp of vjp vs finite differences of the vjp")
+
+
+def test_chosen_cover_most_cases():
+    """The sampling keeps every differentiable op: each case with a float64 variant is in."""
+    names = {i.case.name for i in CHOSEN}
+    want = {i.case.name for i in INSTANCES if i.dtype == F64 and not i.case.eager_only}
+    assert names == want
+
+
+# -- completeness ---------------------------------------------------------------------------
+
+def test_every_primitive_has_derivative_rules():
+    missing = sorted(name for name, op in PRIMITIVES.items()
+                     if not (op.has("nondiff") or op.has("control") or op.has("projection"))
+                     and (op.vjp is None or op.jvp is None))
+    assert not missing, f"primitives without a vjp and a jvp rule (or a nondiff mark): {missing}"
