@@ -40,7 +40,7 @@ RTOL_DOT = 1e-10    # <u, Jv> against <J^T u, v>: both exact, only rounding diff
 # it exists, and the case domains ("halves") put points right on the jumps, so finite
 # differences are meaningless there. Their vjp/jvp must give zeros.
 ZERO_DERIVATIVE = {"floor", "ceil", "round", "trunc", "sign", "floor_divide", "__floordiv__",
-                   "div.fn.floor", "div.fn.trunc", "argmax", "argmin", "argsort"}
+                   "div.fn.floor", "div.fn.trunc", "stop_gradient"}
 # Cases whose points are not differentiable by construction (NaN/inf inputs).
 NOT_AT_THESE_POINTS = {"special"}
 
@@ -169,9 +169,11 @@ def _max_abs(arrs) -> float:
 
 def check_fd(name, got, fun, xs, vs, rtol, what):
     """`got` (a directional derivative) against central differences of `fun`; skips the point
-    when differences at eps and eps/2 disagree (a kink within eps)."""
+    when differences at eps and eps/2 disagree (a kink within eps). Errors are measured against
+    the largest entry (and at least 1e-3 of the function's size: rounding in f(x +- eps v) is
+    amplified by 1/eps, which matters when the derivative itself is ~0)."""
     fd = _fd(fun, xs, vs, EPS)
-    scale = max(_max_abs(fd), _max_abs(got), 1e-3)
+    scale = max(_max_abs(fd), _max_abs(got), 1e-3 * max(1.0, _max_abs(fun(xs))))
     fd2 = _fd(fun, xs, vs, EPS / 2)
     if any(not np.allclose(a, b, rtol=0, atol=rtol * scale) for a, b in zip(fd, fd2)):
         pytest.skip(f"{name}: a kink within eps of the sample point ({what})")
@@ -180,9 +182,13 @@ def check_fd(name, got, fun, xs, vs, rtol, what):
                                    err_msg=f"{name}: {what}, output {k}")
 
 
-def check_dot(name, lhs, rhs, scale, what):
-    assert abs(lhs - rhs) <= RTOL_DOT * max(scale, 1e-30) + 1e-300, \
-        f"{name}: {what}: <u, Jv> = {lhs!r} but <J^T u, v> = {rhs!r}"
+def check_dot(name, us, jv, jtu, vs, size, what):
+    """``<u, Jv> == <J^T u, v>`` up to rounding: relative to the sums of |terms|, plus a floor
+    for when both are ~0 by cancellation (rounding of entries of magnitude `size`)."""
+    lhs, rhs = _dot(us, jv), _dot(jtu, vs)
+    norm = np.sqrt(_dot(us, us) * _dot(vs, vs))
+    tol = RTOL_DOT * (_absdot(us, jv) + _absdot(jtu, vs)) + 1e-12 * max(1.0, size) * norm
+    assert abs(lhs - rhs) <= tol, f"{name}: {what}: <u, Jv> = {lhs!r} but <J^T u, v> = {rhs!r}"
 
 
 def _rng(inst: Instance):
@@ -209,6 +215,8 @@ def test_derivatives(inst: Instance):
     p = Problem(inst)
     if not p.xs or not p.G.outputs:
         pytest.skip("no float input or no float64 output")
+    if not all(np.all(np.isfinite(y)) for y in p.f(p.xs)):
+        pytest.skip("a NaN/inf result: not differentiable there")
     name = inst.id
     rng = _rng(inst)
     vs = [rng.standard_normal(x.shape) for x in p.xs]
@@ -221,8 +229,7 @@ def test_derivatives(inst: Instance):
     if zero:
         assert _max_abs(jv) == 0 and _max_abs(jtu) == 0, f"{name}: nonzero derivative"
         return
-    check_dot(name, _dot(us, jv), _dot(jtu, vs), _absdot(us, jv) + _absdot(jtu, vs),
-              "first order")
+    check_dot(name, us, jv, jtu, vs, _max_abs(p.f(p.xs)), "first order")
     rtol = RTOL_FD * FD_TOL.get(inst.case.name, 1)
     check_fd(name, jv, p.f, p.xs, vs, rtol, "jvp vs finite differences")
 
@@ -246,8 +253,7 @@ def test_derivatives(inst: Instance):
     ws = [rng.standard_normal(x.shape) for x in p.xs]
     hjv = run(stage(h_jvp, p.xs + p.consts + us + vs)[0], p.xs + p.consts + us + vs)
     hjw = run(stage(h_vjp, p.xs + p.consts + us + ws)[0], p.xs + p.consts + us + ws)
-    check_dot(name, _dot(ws, hjv), _dot(hjw, vs), _absdot(ws, hjv) + _absdot(hjw, vs),
-              "second order (vjp of vjp vs jvp of vjp)")
+    check_dot(name, ws, hjv, hjw, vs, _max_abs(jtu), "second order (vjp of vjp vs jvp of vjp)")
     check_fd(name, hjv, h, p.xs, vs, rtol, "jvp of vjp vs finite differences of the vjp")
 
 

@@ -105,13 +105,13 @@ def _apply_traced(cls, args: tuple):
         # Tensors stored as ctx attributes (ctx.k = x * 2) are residuals too
         here = current_builder()
         attrs, extra = [], []
-        for name, val in list(vars(ctx).items()):
-            if name.startswith("_"):
+        for attr, val in list(vars(ctx).items()):
+            if attr.startswith("_"):
                 continue
             vals, td = tree.flatten(val)
             mask = [isinstance(v, Tensor) and v._is_tracer and v._builder is here for v in vals]
             if any(mask):
-                attrs.append((name, td, vals, mask))
+                attrs.append((attr, td, vals, mask))
                 extra += [v for v, m in zip(vals, mask) if m]
         info.update(out_tree=out_tree, n_out=len(leaves), saved_none=[s is None for s in saved],
                     attrs=attrs, n_extra=len(extra))
@@ -128,8 +128,8 @@ def _apply_traced(cls, args: tuple):
         res, grads = list(ts[:len(res_types)]), list(ts[len(res_types):])
         it = iter(res)
         ctx._saved = tuple(None if none else next(it) for none in info["saved_none"])
-        for name, td, vals, mask in info["attrs"]:
-            setattr(ctx, name, tree.unflatten(td, [next(it) if m else v
+        for attr, td, vals, mask in info["attrs"]:
+            setattr(ctx, attr, tree.unflatten(td, [next(it) if m else v
                                                    for v, m in zip(vals, mask)]))
         got = cls.backward(ctx, *grads)
         got = got if isinstance(got, tuple) else (got,)
