@@ -255,11 +255,20 @@ def test_functional_api_caches_its_compiled_derivative():
     def f(x):
         return tj.sin(x).sum()
 
+    from tracejit.autodiff.functional import _staged
     tj.jacobian(f, f64(3))
     tj.jacobian(f, f64(3))
-    info = tj.autodiff.functional._STAGED[f][("jacobian", False, False, "reverse-mode")] \
-        .cache_info()
+    info = _staged(f, ("jacobian", False, False, "reverse-mode"), None).cache_info()
     assert info.misses == 1 and info.hits == 1
+    W = f64(3, 3)
+
+    def make():
+        return lambda v: W @ v
+
+    for _ in range(3):  # a new lambda object each time, over the same W: one trace
+        tj.jacobian(make(), f64(3))
+    info = _staged(make(), ("jacobian", False, False, "reverse-mode"), None).cache_info()
+    assert info.misses == 1 and info.hits == 2
 
 
 # -- reverse mode through control flow, against finite differences ------------------------------

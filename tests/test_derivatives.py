@@ -1,6 +1,6 @@
 """Derivative conformance: every differentiable case of `op_cases.py`, in float64.
 
-For each case (its first input sets, float64) the traced graph G of the op is transformed with
+For each float64 instance (every input set) the traced graph G of the op is transformed with
 `vjp_graph` and `jvp_graph` directly, and the derivative graphs are traced, verified and run on
 the interpreter. With random directions v (one per float input) and cotangents u (one per float64
 output):
@@ -44,10 +44,11 @@ ZERO_DERIVATIVE = {"floor", "ceil", "round", "trunc", "sign", "floor_divide", "_
 # Cases whose points are not differentiable by construction (NaN/inf inputs).
 NOT_AT_THESE_POINTS = {"special"}
 
-# Loosened tolerances, each with its reason (case name -> factor on RTOL_FD).
-FD_TOL = {
-    "softmax.fn.large": 100,      # x * 100: third derivatives ~1e6 make the O(eps^2) term big
-    "log_softmax.fn.large": 100,  # same
+# Derivatives that are wrong today because of how the op library composes the op (not a rule
+# bug); strict, so fixing the op turns these into failures until the entry is removed.
+KNOWN_ISSUES = {
+    "norm.fn.zero_size[float64:0x3]": "norm = sqrt(sum(x*x)): at a zero norm the jvp is 0/0 = "
+    "NaN; torch.norm's derivative there is 0 (norm_backward masks it)",
 }
 
 
@@ -56,20 +57,8 @@ def _is_float_array(a) -> bool:
 
 
 def _chosen() -> list[Instance]:
-    """float64 instances: the first two input sets of each 'fn' spelling, the first of the
-    others; data-dependent shapes (eager only) and mixed-dtype promotion cases left out."""
-    seen: dict[str, int] = {}
-    out = []
-    for inst in INSTANCES:
-        c = inst.case
-        if inst.dtype != F64 or c.eager_only:
-            continue
-        k = seen.get(c.name, 0)
-        if k >= (2 if c.spelling == "fn" else 1):
-            continue
-        seen[c.name] = k + 1
-        out.append(inst)
-    return out
+    """Every float64 instance (all input sets); data-dependent shapes (eager only) left out."""
+    return [inst for inst in INSTANCES if inst.dtype == F64 and not inst.case.eager_only]
 
 
 CHOSEN = _chosen()
@@ -127,12 +116,17 @@ class Problem:
     # -- derivative graphs (each traced with the float inputs first, constants after) -----
     @functools.cached_property
     def jvp(self):
-        nx = len(self.xs)
+        return self.jvp_of(range(len(self.xs)))
+
+    def jvp_of(self, which):
+        """The jvp graph ``(xs, consts, vs) -> J v`` with tangents for the inputs in `which`
+        only (the others' are None: every rule must handle any subset)."""
+        nx, nc, which = len(self.xs), len(self.consts), set(which)
 
         def fn(*a):
-            xs, consts, vs = a[:nx], a[nx:nx + len(self.consts)], a[nx + len(self.consts):]
-            _, ts = jvp_graph(self.G, list(xs) + list(consts),
-                              list(vs) + [None] * len(consts))
+            xs, consts, vs = a[:nx], a[nx:nx + nc], a[nx + nc:]
+            ts = [v if k in which else None for k, v in enumerate(vs)]
+            _, ts = jvp_graph(self.G, list(xs) + list(consts), ts + [None] * nc)
             return tuple(_or_zeros(ts, self.G.outputs))
         return stage(fn, self.xs + self.consts + self.xs)[0]
 
@@ -207,7 +201,9 @@ def _skip_reason(inst: Instance) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("inst", CHOSEN, ids=[i.id for i in CHOSEN])
+@pytest.mark.parametrize("inst", [
+    pytest.param(i, marks=pytest.mark.xfail(reason=KNOWN_ISSUES[i.id], strict=True))
+    if i.id in KNOWN_ISSUES else i for i in CHOSEN], ids=[i.id for i in CHOSEN])
 def test_derivatives(inst: Instance):
     reason = _skip_reason(inst)
     if reason:
@@ -230,8 +226,13 @@ def test_derivatives(inst: Instance):
         assert _max_abs(jv) == 0 and _max_abs(jtu) == 0, f"{name}: nonzero derivative"
         return
     check_dot(name, us, jv, jtu, vs, _max_abs(p.f(p.xs)), "first order")
-    rtol = RTOL_FD * FD_TOL.get(inst.case.name, 1)
+    rtol = RTOL_FD
     check_fd(name, jv, p.f, p.xs, vs, rtol, "jvp vs finite differences")
+    if len(p.xs) > 1:  # a tangent for one operand only
+        for k in range(len(p.xs)):
+            vk = [v if i == k else np.zeros_like(v) for i, v in enumerate(vs)]
+            check_fd(name, run(p.jvp_of([k]), p.xs + p.consts + vs), p.f, p.xs, vk, rtol,
+                     f"jvp with a tangent for input {k} only")
 
     # second order: h(x) = J(x)^T u, differentiated forwards and backwards
     nx, nc = len(p.xs), len(p.consts)
@@ -257,14 +258,71 @@ def test_derivatives(inst: Instance):
     check_fd(name, hjv, h, p.xs, vs, rtol, "jvp of vjp vs finite differences of the vjp")
 
 
-def test_chosen_cover_most_cases():
-    """The sampling keeps every differentiable op: each case with a float64 variant is in."""
-    names = {i.case.name for i in CHOSEN}
-    want = {i.case.name for i in INSTANCES if i.dtype == F64 and not i.case.eager_only}
-    assert names == want
+# -- lower precision: the rules build graphs of the operand's dtype -------------------------
+
+LOW = [inst for inst in INSTANCES if inst.dtype in ("float32", "float16")
+       and not inst.case.eager_only and inst.case.op not in ZERO_DERIVATIVE
+       and _skip_reason(inst) is None]
+
+
+@pytest.mark.parametrize("inst", LOW, ids=[i.id for i in LOW])
+def test_rules_keep_low_precision(inst: Instance):
+    """In float32/float16 the derivative graphs verify, and tangents and cotangents keep the
+    dtypes of the outputs and inputs (no rule promotes to float64 or mixes dtypes)."""
+    args = inst.args()
+    pos = [i for i, a in enumerate(args) if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+    if not pos:
+        pytest.skip("no float input")
+    rest = [i for i, a in enumerate(args) if isinstance(a, np.ndarray) and i not in pos]
+
+    def f(*flat):
+        full = list(args)
+        for i, t in zip(pos + rest, flat):
+            full[i] = t
+        out = inst.case.fn(*full)
+        leaves = out if isinstance(out, (tuple, list)) else [out]
+        return tuple(o for o in leaves if o.dtype.is_floating_point)
+
+    arrays = [args[i] for i in pos + rest]
+    G, caps = stage(f, arrays)
+    if not G.outputs:
+        pytest.skip("no float output")
+    prim = arrays + caps
+    n = len(pos)
+
+    def both(*a):
+        xs, us = list(a[:len(prim)]), list(a[len(prim):])
+        _, ts = jvp_graph(G, xs, xs[:n] + [None] * (len(prim) - n))
+        _, cts = vjp_graph(G, xs, us, wrt=[True] * n + [False] * (len(prim) - n))
+        return tuple(_or_zeros(ts, G.outputs)) + tuple(_or_zeros(cts[:n], xs[:n]))
+
+    us = [np.ones(o.shape, o.dtype.np) for o in G.outputs]
+    g, _ = stage(both, prim + us)
+    got = [(o.shape, o.dtype) for o in g.outputs]
+    assert got == [(o.shape, o.dtype) for o in G.outputs] + [
+        (x.shape, tj.from_numpy(x).dtype) for x in arrays[:n]]
 
 
 # -- completeness ---------------------------------------------------------------------------
+
+def _checked_ops() -> set[str]:
+    """The primitives in the graphs that `test_derivatives` differentiates."""
+    ops: set[str] = set()
+    for inst in CHOSEN:
+        if _skip_reason(inst) is None:
+            p = Problem(inst)
+            if p.xs and p.G.outputs:
+                ops |= {n.op for n in p.G.nodes}
+    return ops
+
+
+def test_every_rule_is_checked():
+    """Each primitive with derivative rules appears in some differentiated case."""
+    have = {name for name, op in PRIMITIVES.items() if op.vjp is not None and
+            not op.has("control")}
+    missing = sorted(have - _checked_ops())
+    assert not missing, f"rules no derivative case exercises: {missing}"
+
 
 def test_every_primitive_has_derivative_rules():
     missing = sorted(name for name, op in PRIMITIVES.items()

@@ -7,6 +7,8 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from op_cases import F32, INSTANCES, Arr, Idx, Mask, _spec, make_arg
 
 import tracejit as tj
@@ -394,6 +396,7 @@ def test_while_with_a_batched_condition_runs_each_example_to_its_own_end():
     g = tj.make_graph(tj.vmap(collatz_steps))(n)
     loop = next(n for n in g.nodes if n.op == "while")
     assert "select" in _ops(loop.params["body"]) and _ops(g).count("while") == 1
+    g.verify()
 
 
 def test_while_with_an_unbatched_condition_keeps_the_counter_unbatched():
@@ -541,3 +544,24 @@ def test_cond_branch_not_taken_may_index_out_of_range():
     v, i = _rand(3, 4), np.array([1, 4, 3])
     f = lambda v, i: tj.cond(i < 4, lambda: v[i], lambda: v[0] * 0 - 1)  # noqa: E731
     np.testing.assert_allclose(tj.vmap(f)(v, i).numpy(), [v[0, 1], -1, v[2, 3]])
+
+
+# -- property: random shapes, in_dims and out_dims ----------------------------------------------
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_random_in_dims_and_out_dims(data):
+    shape = data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=4), label="shape")
+    nd = len(shape)
+    in_dim = data.draw(st.integers(-nd, nd - 1), label="in_dim")
+    out_dim = data.draw(st.integers(-nd, nd - 1), label="out_dim")
+    x = _rand(*shape)
+    example = np.take(x, 0, axis=in_dim)
+    w = _rand(*example.shape[-1:])  # unbatched, broadcast against each example
+
+    def f(v, w):
+        return tj.exp(v * 0.5) * w - v.mean()
+
+    got = tj.vmap(f, in_dims=(in_dim, None), out_dims=out_dim)(x, w)
+    want = np.moveaxis(_loop(f, x, w, in_dims=(in_dim, None)), 0, out_dim)
+    _close(got, want)

@@ -54,9 +54,8 @@ def batch_graph(graph: Graph, args: list[Tensor], dims: list) -> tuple[list, lis
 
 
 def apply_batched(op: str, xs: list, dims: list, params: dict):
-    """One primitive on operands with batch dims: ``(out, out_dim)``."""
-    if op == "get":
-        return _get(xs, dims, **params)
+    """One primitive on operands with batch dims: ``(out, out_dim)``. (The operand of ``get``
+    is a multi-result value: a tuple of Tensors, with a tuple of dims, so it takes its rule.)"""
     if _masked() and op in _GUARDS:
         xs = _GUARDS[op](xs, dims, **params)
     if all(d is None for d in dims):
@@ -153,9 +152,9 @@ def _const(value, dtype: D.DType) -> Tensor:
     return bind("constant", value=value, dtype=dtype, weak=False)
 
 
-def _lanes(size: int, rank: int) -> Tensor:
+def _lanes(size: int, rank: int, dtype: D.DType = D.int64) -> Tensor:
     """The lane number ``(B, 1, .., 1)``: a leading gather/scatter index over the batch."""
-    return bind("iota", shape=(size,) + (1,) * rank, axis=0, dtype=D.int64)
+    return bind("iota", shape=(size,) + (1,) * rank, axis=0, dtype=dtype)
 
 
 def _shift(axes) -> tuple:
@@ -252,7 +251,8 @@ def _indices(x_batched: bool, idx, dims, size: int) -> list:
     Together they broadcast to ``(B, *I)``, I the per-example index shape."""
     rank = _index_rank(idx, dims)
     out = [i if d is None else _lift(i, rank) for i, d in zip(idx, dims)]
-    return ([_lanes(size, rank)] if x_batched else []) + out
+    dtype = idx[0].dtype if idx else D.int64  # (one index dtype, as the op library makes)
+    return ([_lanes(size, rank, dtype)] if x_batched else []) + out
 
 
 def _gather(xs, dims):

@@ -92,7 +92,7 @@ class Vmapped:
     """The function `vmap` returns: batched `fn`, compiled and cached when called eagerly."""
 
     def __init__(self, fn: Callable, in_dims, out_dims, axis_size: int | None):
-        functools.update_wrapper(self, fn)
+        functools.update_wrapper(self, fn, updated=())
         self.fn, self.in_dims, self.out_dims, self.axis_size = fn, in_dims, out_dims, axis_size
         self._compiled = None
         self._fname = getattr(fn, "__qualname__", getattr(fn, "__name__", type(fn).__name__))
@@ -109,10 +109,10 @@ class Vmapped:
     def __call__(self, *args, **kwargs):
         if current_builder() is not None:  # inside a trace: batch into it
             return self._batched(args, kwargs)
-        for x, name in zip(tree.flatten((args, kwargs), is_leaf=_numeric_list)[0],
-                           self._leaf_names(args, kwargs)):
+        leaves = tree.flatten((args, kwargs), is_leaf=_numeric_list)[0]
+        for i, x in enumerate(leaves):
             if not isinstance(x, (Tensor, np.ndarray, np.generic, list)) and not is_scalar(x):
-                _operand(x, name, self._fname)  # raises, naming the argument
+                _operand(x, self._leaf_names(args, kwargs)[i], self._fname)  # raises
         if self._compiled is None:
             @functools.wraps(self.fn)
             def batched(*a, **kw):

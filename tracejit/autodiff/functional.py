@@ -13,7 +13,7 @@ batched (vmapped) graph over a basis of vectors, never a Python loop of backward
 
 from __future__ import annotations
 
-import weakref
+from collections import OrderedDict
 from typing import Callable
 
 from .. import tree
@@ -29,18 +29,35 @@ from .vjp import vjp_graph
 
 __all__ = ["vjp", "jvp", "jacobian", "hessian", "hvp", "vhp"]
 
-_STAGED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_STAGED: OrderedDict = OrderedDict()
+_STAGED_MAX = 512
+
+
+def _function_key(func):
+    """Identifies a function by its code and what it closes over, so the idiomatic
+    ``jacobian(lambda v: f(W, v), x)`` — a new lambda object at every call, over the same
+    objects — finds its cached derivative. (The cache holds the first such lambda, which keeps
+    the closed-over objects alive: equal ids then mean identical objects.)"""
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return ("obj", id(func))
+    cells = tuple(id(c.cell_contents) for c in (func.__closure__ or ()))
+    defaults = tuple(id(d) for d in (func.__defaults__ or ()))
+    return ("fn", code, cells, defaults, id(func.__globals__))
 
 
 def _staged(func: Callable, key: tuple, impl: Callable) -> Staged:
-    """One cached `Staged` per (function, kind of derivative, options)."""
-    try:
-        per_func = _STAGED.setdefault(func, {})
-    except TypeError:  # not weak-referenceable: no cache across calls
-        return Staged(impl, key[0])
-    if key not in per_func:
-        per_func[key] = Staged(impl, key[0])
-    return per_func[key]
+    """One cached `Staged` per (function, kind of derivative, options); least recently used
+    entries are dropped past `_STAGED_MAX`."""
+    k = (_function_key(func), key)
+    entry = _STAGED.get(k)
+    if entry is None:
+        entry = _STAGED[k] = (Staged(impl, key[0]), func)
+        if len(_STAGED) > _STAGED_MAX:
+            _STAGED.popitem(last=False)
+    else:
+        _STAGED.move_to_end(k)
+    return entry[0]
 
 
 def _as_tuple(x, what: str, fname: str) -> tuple[bool, tuple]:
