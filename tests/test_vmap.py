@@ -303,6 +303,21 @@ def test_vmap_of_grad_and_grad_of_vmap():
     np.testing.assert_allclose(gw.numpy(), ((1 - t ** 2)[:, None] * x).sum(0), rtol=1e-5)
 
 
+def test_per_example_gradients_of_an_mlp():
+    _needs_vjp()
+    x, y = _rand(6, 5), np.array([0, 2, 1, 1, 0, 2])
+    params = {"w1": _rand(5, 4), "b1": _rand(4), "w2": _rand(4, 3)}
+
+    def loss(p, x, y):
+        h = tj.relu(x @ p["w1"] + p["b1"])
+        return -tj.log_softmax(h @ p["w2"], dim=-1)[y]
+
+    got = tj.vmap(tj.grad(loss), in_dims=(None, 0, 0))(params, x, y)
+    each = [tj.grad(loss)(params, x[i], y[i]) for i in range(6)]
+    for k in params:
+        _close(got[k], np.stack([e[k].numpy() for e in each]), rtol=1e-5, atol=1e-6)
+
+
 def test_custom_function_under_vmap():
     _needs_vjp()
 

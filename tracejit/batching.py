@@ -235,10 +235,10 @@ def _dot_general(xs, dims, *, contract, batch):
     if da is not None:  # a's axis 0 is its first free axis: after the dot's batch axes
         out = bind("dot_general", a, b, contract=(_shift(ca), tuple(cb)),
                    batch=(_shift(ba), tuple(bb)))
-        return out, len(ba)
+        return _moveaxis(out, len(ba), 0), 0
     out = bind("dot_general", a, b, contract=(tuple(ca), _shift(cb)),
                batch=(tuple(ba), _shift(bb)))
-    return out, len(ba) + (a.ndim - len(ca) - len(ba))  # after a's free axes
+    return _moveaxis(out, len(ba) + (a.ndim - len(ca) - len(ba)), 0), 0  # after a's free axes
 
 
 def _index_rank(idx, dims) -> int:
