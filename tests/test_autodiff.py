@@ -356,3 +356,29 @@ def test_gradcheck_and_gradgradcheck():
         tj.testing.gradcheck(lambda v: ScaledExp.apply(v, 2.0), (x,), check_forward_ad=False)
     assert not tj.testing.gradcheck(lambda v: ScaledExp.apply(v, 2.0), (x,),
                                     raise_exception=False, check_forward_ad=False)
+
+
+# -- PyTorch's derivative conventions at kinks, defined in the op library ------------------------
+
+def test_pytorch_conventions_at_kinks():
+    x = tj.tensor([-1.0, 0.0, 2.0], dtype=tj.float64)
+    np.testing.assert_array_equal(tj.grad(lambda v: tj.relu(v).sum())(x).numpy(), [0, 0, 1])
+    np.testing.assert_array_equal(
+        tj.grad(lambda v: v.clamp(0.0, 2.0).sum())(x).numpy(), [0, 1, 1])  # bounds pass
+    z = tj.zeros(3, dtype=tj.float64)
+    np.testing.assert_array_equal(tj.grad(lambda v: v.norm())(z).numpy(), [0, 0, 0])
+    np.testing.assert_array_equal(tj.grad(lambda v: v.norm(p=3))(z).numpy(), [0, 0, 0])
+    ties = tj.tensor([[1.0, 3.0, 3.0]], dtype=tj.float64)
+    g = tj.grad(lambda v: v.max(dim=1).values.sum())(ties)  # to the returned index only
+    np.testing.assert_array_equal(g.numpy(), [[0, 1, 0]])
+    g = tj.grad(lambda v: v.amax(dim=1).sum())(ties)  # amax shares ties evenly
+    np.testing.assert_array_equal(g.numpy(), [[0, 0.5, 0.5]])
+
+
+def test_eager_replay_keeps_recorded_dtypes():
+    from tracejit.autodiff.replay import replay
+    x = f64(2)
+    G = tj.make_graph(lambda v: v * tj.add(2.0, 3.0))(x)
+    (out,) = replay(G, [x])
+    assert out.dtype == tj.float64
+    np.testing.assert_allclose(out.numpy(), x.numpy() * 5.0)

@@ -49,10 +49,7 @@ NOT_AT_THESE_POINTS = {"special"}
 
 # Derivatives that are wrong today because of how the op library composes the op (not a rule
 # bug); strict, so fixing the op turns these into failures until the entry is removed.
-KNOWN_ISSUES = {
-    "norm.fn.zero_size[float64:0x3]": "norm = sqrt(sum(x*x)): at a zero norm the jvp is 0/0 = "
-    "NaN; torch.norm's derivative there is 0 (norm_backward masks it)",
-}
+KNOWN_ISSUES: dict[str, str] = {}
 
 
 def _is_float_array(a) -> bool:

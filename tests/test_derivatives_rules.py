@@ -119,17 +119,11 @@ def test_relu_away_from_zero():
     np.testing.assert_array_equal(g, f64(0, 3))
 
 
-@pytest.mark.xfail(strict=True, reason="relu is maximum(x, 0) in the op library and maximum "
-                   "splits ties like torch.maximum, so relu'(0) = 0.5; torch.relu'(0) = 0. "
-                   "Fix in tracejit/ops/elementwise.py: relu(x) = where(x <= 0, 0, x)")
 def test_relu_at_zero_is_zero():
     (g,) = vjp(tj.relu, [f64(0.0)], f64(1.0))
     assert g == 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="clamp is minimum(maximum(x, lo), hi); ties split, so "
-                   "the derivative at a bound is 0.5; torch.clamp passes it through (1) where "
-                   "lo <= x <= hi. Fix in tracejit/ops/elementwise.py with a where() on the mask")
 def test_clamp_passes_gradient_at_bounds():
     (g,) = vjp(lambda x: tj.clamp(x, -1.0, 2.0), [f64(-1.0, 2.0)], f64(1, 1))
     np.testing.assert_array_equal(g, f64(1, 1))

@@ -26,7 +26,12 @@ def replay_node(n: Node, env: dict) -> None:
         env[id(n)] = env[id(n.inputs[0])][n.params["index"]]
         return
     with at_location(n.loc):
-        env[id(n)] = bind(n.op, *(env[id(i)] for i in n.inputs), **n.params)
+        out = bind(n.op, *(env[id(i)] for i in n.inputs), **n.params)
+    if isinstance(out, Tensor) and not out._is_tracer and out.dtype != n.dtype:
+        # eager evaluation realizes weakly typed values in their default dtype; a replayed
+        # graph must keep the dtypes it recorded, since its later nodes were typed against them
+        out = Tensor._wrap(out.numpy().astype(n.dtype.np))
+    env[id(n)] = out
 
 
 def replay(graph: Graph, args: list[Tensor]) -> list[Tensor]:

@@ -190,12 +190,17 @@ def clamp(input, min=None, max=None):
     """Limits values to ``[min, max]`` (either may be None or a Tensor); NaN stays NaN."""
     if min is None and max is None:
         raise user_error(ValueError, "clamp: at least one of min and max must be given")
-    x = operand(input)
+    x0 = x = operand(input)
+    inside = None
     if min is not None:
         x = maximum(x, min)
+        inside = ge(x0, min)
     if max is not None:
         x = minimum(x, max)
-    return x
+        inside = le(x0, max) if inside is None else logical_and(inside, le(x0, max))
+    # where x is within the bounds it passes through unchanged, so its derivative is 1 there
+    # (PyTorch's convention at the bounds themselves), not the 1/2 of a maximum/minimum tie
+    return where(inside, x0, x) if x0.dtype == x.dtype else x
 
 
 clip = clamp
@@ -263,8 +268,9 @@ def stop_gradient(input):
 
 
 def relu(input):
+    """``max(x, 0)`` with PyTorch's derivative 0 at x = 0 (a maximum tie would give 1/2)."""
     x = operand(input)
-    return maximum(x, 0)
+    return where(le(x, 0), 0, x)
 
 
 def gelu(input, approximate: str = "none"):
@@ -283,5 +289,5 @@ def softplus(input, beta: float = 1.0, threshold: float = 20.0):
     """``log(1 + exp(beta x)) / beta``, linear above ``threshold`` (PyTorch's definition)."""
     x = to_float(operand(input))
     bx = mul(x, beta)
-    smooth = div(add(log1p(exp(neg(abs(bx)))), relu(bx)), beta)
+    smooth = div(add(log1p(exp(neg(abs(bx)))), maximum(bx, 0)), beta)
     return where(gt(bx, threshold), x, smooth)

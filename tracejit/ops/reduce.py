@@ -139,7 +139,7 @@ def max(input, dim=None, keepdim=False, *, axis=None, keepdims=None):
     if d is None or isinstance(d, (tuple, list)):
         return _extreme("reduce_max", "max", input, d, keepdim, None, keepdims)
     kd = bool(keepdim or keepdims)
-    return MaxResult(amax(input, d, kd), argmax(input, d, kd))
+    return MaxResult(*_pick(input, argmax(input, d, True), d, kd))
 
 
 def min(input, dim=None, keepdim=False, *, axis=None, keepdims=None):
@@ -150,7 +150,19 @@ def min(input, dim=None, keepdim=False, *, axis=None, keepdims=None):
     if d is None or isinstance(d, (tuple, list)):
         return _extreme("reduce_min", "min", input, d, keepdim, None, keepdims)
     kd = bool(keepdim or keepdims)
-    return MinResult(amin(input, d, kd), argmin(input, d, kd))
+    return MinResult(*_pick(input, argmin(input, d, True), d, kd))
+
+
+def _pick(input, idx, d, keepdim):
+    """Values at `idx` along dim `d` (so, like PyTorch, the gradient flows to the returned index
+    only, not shared among ties) and the indices, with or without the kept dim."""
+    from .index import take_along_dim
+    from .shape import squeeze
+    x = operand(input)
+    if x.ndim == 0:
+        return x, idx
+    vals = take_along_dim(x, idx, d)
+    return (vals, idx) if keepdim else (squeeze(vals, d), squeeze(idx, d))
 
 
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None,
@@ -179,7 +191,7 @@ def norm(input, p="fro", dim=None, keepdim=False, *, axis=None, keepdims=None, d
     x, axes, kd = _args("norm", input, dim, axis, keepdim, keepdims)
     x = to_float(x) if dtype is None else cast(x, D.as_dtype(dtype))
     if p in ("fro", 2, 2.0, None):
-        return sqrt(sum(mul(x, x), axes, keepdim=kd))
+        return _root(sum(mul(x, x), axes, keepdim=kd), sqrt)
     a = abs(x)
     if p in (1, 1.0):
         return sum(a, axes, keepdim=kd)
@@ -191,8 +203,16 @@ def norm(input, p="fro", dim=None, keepdim=False, *, axis=None, keepdims=None, d
         return sum(cast(bind("ne", a, bind("constant", value=0.0, dtype=a.dtype)), x.dtype),
                    axes, keepdim=kd)
     if isinstance(p, (int, float)):
-        return pow(sum(pow(a, float(p)), axes, keepdim=kd), 1.0 / p)
+        return _root(sum(pow(a, float(p)), axes, keepdim=kd), lambda s: pow(s, 1.0 / p))
     raise user_error(ValueError, f"norm: unsupported p={p!r} (nuclear norms need an SVD)")
+
+
+def _root(s, root):
+    """``root(s)`` with derivative 0 where s == 0 (PyTorch's subgradient of a norm at 0), not the
+    inf * 0 = NaN of differentiating the root there."""
+    from .elementwise import eq
+    zero = eq(s, 0)
+    return where(zero, 0.0, root(where(zero, 1.0, s)))
 
 
 def logsumexp(input, dim=None, keepdim=False, *, axis=None, keepdims=None):
