@@ -382,3 +382,25 @@ def test_eager_replay_keeps_recorded_dtypes():
     (out,) = replay(G, [x])
     assert out.dtype == tj.float64
     np.testing.assert_allclose(out.numpy(), x.numpy() * 5.0)
+
+
+def test_transforms_compose_with_compile_and_vmap_in_any_order():
+    W = f64(3, 4)
+
+    def f(x):
+        return tj.tanh(W @ x)
+
+    xs = f64(5, 4)
+    Js = tj.compile(tj.vmap(lambda x: tj.jacobian(f, x)))(xs)
+    assert Js.shape == (5, 3, 4)
+    for b in range(5):
+        t = np.tanh(W.numpy() @ xs.numpy()[b])
+        np.testing.assert_allclose(Js.numpy()[b], (1 - t ** 2)[:, None] * W.numpy(), rtol=1e-10)
+    per_example = tj.vmap(tj.grad(lambda x: f(x).sum()))(xs)
+    np.testing.assert_allclose(per_example.numpy(), Js.numpy().sum(1), rtol=1e-10)
+    H = tj.jacobian(lambda x: tj.grad(lambda y: (f(y) ** 2).sum())(x), xs[0])
+    H_ref = tj.hessian(lambda y: (f(y) ** 2).sum(), xs[0])
+    np.testing.assert_allclose(H.numpy(), H_ref.numpy(), rtol=1e-10)
+    g3 = tj.grad(lambda x: tj.grad(lambda y: tj.grad(lambda z: tj.sin(z).sum())(y).sum())(x)
+                 .sum())(xs[0])
+    np.testing.assert_allclose(g3.numpy(), -np.cos(xs.numpy()[0]), rtol=1e-10)

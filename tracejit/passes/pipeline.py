@@ -1,8 +1,8 @@
 """The pass pipeline: Graph -> optimized Graph, one named pass after another.
 
 Input: a traced `Graph`. Output: an equivalent `Graph`. Tracing already hash-conses identical
-nodes (CSE) and `Graph` keeps only nodes reachable from the outputs (DCE); the simplification
-and folding passes join this list with the LLVM backend. With ``TRACEJIT_DEBUG=1`` the IR is
+nodes (CSE) and `Graph` keeps only nodes reachable from the outputs (DCE); `fold` evaluates
+constant subgraphs once. The simplification passes join this list with the LLVM backend. With ``TRACEJIT_DEBUG=1`` the IR is
 verified before and after every pass.
 """
 
@@ -15,7 +15,12 @@ from ..ir.graph import Graph
 
 __all__ = ["PASSES", "optimize"]
 
-PASSES: list[tuple[str, Callable[[Graph], Graph]]] = []
+def _passes() -> list[tuple[str, Callable[[Graph], Graph]]]:
+    from .fold import fold
+    return [("fold", fold)]
+
+
+PASSES: list[tuple[str, Callable[[Graph], Graph]]] = _passes()
 
 
 def debug_enabled() -> bool:
