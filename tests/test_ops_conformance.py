@@ -45,7 +45,7 @@ def compiled(device: str) -> Callable:
 BACKENDS: dict[str, Callable] = {
     "eager": run_eager,
     "interpreter": compiled("interpreter"),
-    # "cpu": compiled("cpu"),  the LLVM backend, when it lands
+    "cpu": compiled("cpu"),
     # "cuda": a runner that calls pytest.skip() unless tj.cuda.is_available()
 }
 # Ops that write into their (eager) input; everything else, and every compiled call, must

@@ -171,14 +171,23 @@ class Lowered:
         self.graph, self.out_tree, self.device = graph, out_tree, device
 
     def as_text(self, stage: str = "graph") -> str:
+        """The text of one compilation stage: ``graph`` (as traced), ``optimized`` (after the
+        pass pipeline), ``schedule`` (the fused kernels), ``llvm`` (optimized LLVM IR), ``asm``
+        (machine code for this CPU), ``cuda``."""
         from .passes.pipeline import optimize
         if stage == "graph":
             return str(self.graph)
         if stage == "optimized":
             return str(optimize(self.graph))
-        if stage in self.STAGES:
-            raise NotImplementedError(f"as_text({stage!r}): the {stage} stage comes with the "
-                                      "LLVM/CUDA backends, which are not implemented yet")
+        if stage == "schedule":
+            from .schedule.fusion import schedule
+            return str(schedule(optimize(self.graph)))
+        if stage in ("llvm", "asm"):
+            from .runtime.cpu import CPUProgram
+            prog = CPUProgram(optimize(self.graph))
+            return prog.llvm_ir if stage == "llvm" else prog.asm
+        if stage == "cuda":
+            raise NotImplementedError("as_text('cuda'): the CUDA backend is not implemented yet")
         raise ValueError(f"as_text: unknown stage {stage!r}; expected one of {self.STAGES}")
 
 
@@ -188,8 +197,11 @@ def _backend_runner(graph: Graph, device: str) -> Callable:
     if device == "cuda":
         raise NotImplementedError("device='cuda': the CUDA backend is not implemented yet "
                                   "(see docs/gpu.md)")
-    g = optimize(graph)  # "cpu" runs the interpreter until the LLVM backend lands
-    return functools.partial(run_graph, g)
+    g = optimize(graph)
+    if device == "interpreter":
+        return functools.partial(run_graph, g)
+    from .runtime.cpu import CPUProgram
+    return CPUProgram(g)
 
 
 class CompiledFunction:

@@ -15,7 +15,20 @@ from __future__ import annotations
 from ..dtypes import DType
 from .graph import Graph, Literal, Node
 
-__all__ = ["graph_to_text", "format_param"]
+__all__ = ["graph_to_text", "format_param", "structural_text"]
+
+
+class _Anon:
+    """A view of a graph whose inputs are named by position and whose name is blank."""
+
+    def __init__(self, g: Graph):
+        self.name, self.nodes, self.outputs = "g", g.nodes, g.outputs
+        self.inputs = [_AnonInput(n, i) for i, n in enumerate(g.inputs)]
+
+
+class _AnonInput:
+    def __init__(self, node, i):
+        self.node, self.name, self.type, self.params = node, f"in{i}", node.type, node.params
 
 COMMENT_COLUMN = 64
 
@@ -52,10 +65,18 @@ def _type_text(n: Node) -> str:
     return "(" + ", ".join(str(t) for t in n.types) + ")"
 
 
-def graph_to_text(graph: Graph, indent: str = "") -> str:
+def structural_text(graph: Graph) -> str:
+    """The text form without names and source locations: equal for graphs that compute the same
+    thing the same way (a key for caches of compiled code)."""
+    return graph_to_text(graph, structural=True)
+
+
+def graph_to_text(graph: Graph, indent: str = "", structural: bool = False) -> str:
     names: dict[int, str] = {}
+    if structural:
+        graph = _Anon(graph)
     for n in graph.inputs:
-        names[id(n)] = "%" + n.name
+        names[id(getattr(n, "node", n))] = "%" + n.name
     for i, n in enumerate(graph.nodes):
         names[id(n)] = f"%{i}"
     ins = ", ".join(f"%{n.name}: {n.type}" + (" captured" if n.params.get("kind") == "capture"
@@ -68,14 +89,14 @@ def graph_to_text(graph: Graph, indent: str = "") -> str:
         ptxt = (" {" + ", ".join(f"{k}={format_param(v)}" for k, v in params.items()) + "}"
                 ) if params else ""
         line = f"{indent}  {names[id(n)]}: {_type_text(n)} = {n.op}({args}){ptxt}"
-        if n.loc is not None:
+        if n.loc is not None and not structural:
             line = line.ljust(COMMENT_COLUMN - 1) + f"  # {n.loc}"
         lines.append(line)
         for v in params.values():
             if isinstance(v, Graph):
-                lines.append(graph_to_text(v, indent + "    "))
+                lines.append(graph_to_text(v, indent + "    ", structural))
             elif isinstance(v, tuple) and v and all(isinstance(g, Graph) for g in v):
-                lines += [graph_to_text(g, indent + "    ") for g in v]
+                lines += [graph_to_text(g, indent + "    ", structural) for g in v]
     lines.append(f"{indent}  return (" + ", ".join(names[id(o)] for o in graph.outputs) + ")")
     lines.append(f"{indent}}}")
     return "\n".join(lines)

@@ -2,8 +2,8 @@
 
 Input: a traced `Graph`. Output: an equivalent `Graph`. Tracing already hash-conses identical
 nodes (CSE) and `Graph` keeps only nodes reachable from the outputs (DCE); `fold` evaluates
-constant subgraphs once. The simplification passes join this list with the LLVM backend. With ``TRACEJIT_DEBUG=1`` the IR is
-verified before and after every pass.
+constant subgraphs once. More simplification passes join this list with the LLVM backend.
+With ``TRACEJIT_DEBUG=1`` the IR is verified before and after every pass.
 """
 
 from __future__ import annotations

@@ -1,0 +1,204 @@
+"""The CPU runtime: a Schedule -> native code (LLVM via llvmlite) and the call path.
+
+Input: an optimized `Graph`. Output: a callable ``(list of numpy arrays) -> list of arrays``.
+The graph is scheduled into kernels (`schedule/fusion.py`), the kernels are generated as one LLVM
+module (`codegen/llvm.py`), the math library is linked in, the module is optimized at O3 for the
+host CPU (its real features: AVX2/AVX-512 where present) and compiled by MCJIT; each kernel
+becomes a ctypes function (ctypes releases the GIL while native code runs). Extern steps run
+their numpy reference. Large parallel kernels are split over `TRACEJIT_NUM_THREADS` threads
+(default: all cores); small ones run inline on the calling thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+
+import llvmlite.binding as llvm
+import numpy as np
+
+from ..errors import user_error
+from ..ir.graph import Graph
+from ..primitives import PRIMITIVES
+from ..schedule.fusion import schedule
+from ..schedule.kernel import Kernel
+
+__all__ = ["CPUProgram", "target_machine", "num_threads"]
+
+_lock = threading.Lock()
+_target = None
+_TRIPLE = _LAYOUT = _CPU = _FEATURES = ""
+PARALLEL_MIN = 1 << 16  # elements: below this a kernel runs on the calling thread
+
+
+def target_machine():
+    """A new target machine for the host CPU. (An MCJIT engine takes ownership of the target
+    machine it is given, so every engine gets its own.)"""
+    global _target, _TRIPLE, _LAYOUT, _CPU, _FEATURES
+    with _lock:
+        if _target is None:
+            llvm.initialize_native_target()
+            llvm.initialize_native_asmprinter()
+            _CPU, _FEATURES = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+            _TRIPLE = llvm.get_process_triple()
+            _target = llvm.Target.from_triple(_TRIPLE)
+        tm = _target.create_target_machine(cpu=_CPU, features=_FEATURES, opt=3,
+                                           reloc="default", codemodel="jitdefault")
+        if not _LAYOUT:
+            _LAYOUT = str(tm.target_data)
+        return tm
+
+
+def num_threads() -> int:
+    v = os.environ.get("TRACEJIT_NUM_THREADS")
+    return max(1, int(v)) if v else (os.cpu_count() or 1)
+
+
+_pool = None
+
+
+def _executor():
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=num_threads(), thread_name_prefix="tracejit")
+        return _pool
+
+
+def _optimize(mod_ref, tm):
+    pto = llvm.PipelineTuningOptions(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pb = llvm.create_pass_builder(tm, pto)
+    mpm = pb.getModulePassManager()
+    mpm.run(mod_ref, pb)
+
+
+class _Native:
+    """An optimized, loaded LLVM module: shared by every graph with the same structure."""
+
+    def __init__(self, sched, name: str):
+        from ..codegen.llvm import build_module, with_target_attributes
+        tm = target_machine()
+        mod = build_module(sched, name, _CPU, _FEATURES)
+        mod.triple = _TRIPLE
+        mod.data_layout = _LAYOUT
+        self.llvm_ir_unoptimized = with_target_attributes(str(mod), _CPU, _FEATURES)
+        ref = llvm.parse_assembly(self.llvm_ir_unoptimized)
+        if getattr(mod, "tj_uses_mathlib", False):
+            from ..codegen import mathlib
+            mathlib.link_into(ref)
+        ref.verify()
+        _optimize(ref, tm)
+        self.llvm_ir = str(ref)
+        self._asm = None
+        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(self.llvm_ir),
+                                                 target_machine())
+        self.engine.finalize_object()
+        self.outer = {k.name: (k.outer_extent, k.parallel_ok) for k in sched.kernels}
+
+    @property
+    def asm(self) -> str:
+        if self._asm is None:
+            self._asm = target_machine().emit_assembly(llvm.parse_assembly(self.llvm_ir))
+        return self._asm
+
+
+_NATIVE: OrderedDict = OrderedDict()
+NATIVE_CACHE_SIZE = 512
+
+
+def _native(graph: Graph, sched) -> _Native:
+    from ..ir.printer import structural_text
+    key = structural_text(graph)
+    with _lock:
+        hit = _NATIVE.get(key)
+        if hit is not None:
+            _NATIVE.move_to_end(key)
+            return hit
+    nat = _Native(sched, graph.name)
+    with _lock:
+        _NATIVE[key] = nat
+        if len(_NATIVE) > NATIVE_CACHE_SIZE:
+            _NATIVE.popitem(last=False)
+    return nat
+
+
+class CPUProgram:
+    """A graph compiled for the host CPU."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.schedule = schedule(graph)
+        self.native = nat = _native(graph, self.schedule)
+        self.llvm_ir, self.llvm_ir_unoptimized = nat.llvm_ir, nat.llvm_ir_unoptimized
+        self.steps = []
+        for st in self.schedule.steps:
+            if isinstance(st, Kernel):
+                st.outer_extent, st.parallel_ok = nat.outer[st.name]
+                addr = nat.engine.get_function_address(st.name)
+                n = 1 + len(st.inputs)
+                proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n),
+                                         ctypes.c_int64, ctypes.c_int64)
+                size = int(np.prod(st.domain, dtype=np.int64))
+                st_par = st.parallel_ok and size >= PARALLEL_MIN and st.outer_extent > 1
+                self.steps.append(("k", st, proto(addr), st_par))
+            else:
+                self.steps.append(("x", st, PRIMITIVES[st.node.op], False))
+
+    @property
+    def asm(self) -> str:
+        return self.native.asm
+
+    def __call__(self, args: list) -> list[np.ndarray]:
+        s = self.schedule
+        env: list = [None] * len(s.buffers)
+        for b, a, node in zip(s.inputs, args, self.graph.inputs, strict=True):
+            a = np.asarray(a)
+            if a.dtype != node.dtype.np:
+                a = a.astype(node.dtype.np)
+            env[b] = a if a.flags.c_contiguous else np.ascontiguousarray(a)
+        for b, v in s.consts.items():
+            env[b] = v
+        bufs = s.buffers
+        threads = num_threads()
+        for kind, st, fn, par in self.steps:
+            if kind == "k":
+                info = bufs[st.out]
+                out = np.empty(info.shape, info.dtype.np)
+                env[st.out] = out
+                ptrs = [out.ctypes.data] + [env[b].ctypes.data for b in st.inputs]
+                if par and threads > 1:
+                    n = st.outer_extent
+                    cuts = [n * t // threads for t in range(threads + 1)]
+                    futs = [_executor().submit(fn, *ptrs, cuts[t], cuts[t + 1])
+                            for t in range(threads) if cuts[t] < cuts[t + 1]]
+                    for f in futs:
+                        f.result()
+                else:
+                    fn(*ptrs, 0, st.outer_extent)
+            else:
+                node = st.node
+                try:
+                    res = fn.ref(*(env[b] for b in st.inputs), **node.params)
+                except (IndexError, ZeroDivisionError, ValueError) as e:
+                    msg = str(e) if str(e).startswith(node.op) else f"{node.op}: {e}"
+                    raise user_error(type(e), msg, node.loc) from None
+                res = res if node.type is None else (res,)
+                for b, r in zip(st.outputs, res):
+                    r = np.asarray(r)
+                    dt = bufs[b].dtype.np
+                    if r.dtype != dt:
+                        r = r.astype(dt)
+                    env[b] = r if r.flags.c_contiguous else np.ascontiguousarray(r)
+        results = []
+        for b in s.outputs:
+            v = env[b]
+            if not v.flags.writeable or any(np.may_share_memory(v, x) for x in list(args) + results
+                                            if isinstance(x, np.ndarray)):
+                v = np.array(v, copy=True)
+            results.append(v)
+        return results

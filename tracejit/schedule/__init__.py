@@ -1,0 +1,1 @@
+"""Scheduling: Graph -> Kernel IR (`fusion.py`, `kernel.py`, `printer.py`)."""

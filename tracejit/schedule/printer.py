@@ -1,0 +1,63 @@
+"""The text form of a Schedule (``f.lower(...).as_text("schedule")``).
+
+Input: a `Schedule`. Output: text listing the buffers, then each step: a kernel with its
+iteration domain, the graph nodes fused into it (op names and source lines), the buffers it reads
+and writes and its scalar body; or an extern call.
+"""
+
+from __future__ import annotations
+
+from .kernel import Expr, Extern, Kernel, Schedule
+
+__all__ = ["schedule_to_text"]
+
+
+def _expr_text(e: Expr, names: dict, lines: list) -> str:
+    if id(e) in names:
+        return names[id(e)]
+    if e.kind == "load":
+        a = e.attrs
+        txt = f"b{a.buffer}[{a.offset}+{list(a.strides)}.i]"
+    elif e.kind == "const":
+        txt = repr(e.attrs)
+    elif e.kind == "index":
+        axis, scale, off = e.attrs
+        txt = f"i{axis}" if (scale, off) == (1, 0) else f"({scale}*i{axis}+{off})"
+    else:
+        args = ", ".join(_expr_text(a, names, lines) for a in e.args)
+        txt = f"{e.kind}({args})"
+        if sum(1 for _ in e.args) and len(txt) > 60:
+            name = f"t{len(names)}"
+            lines.append(f"      {name}: {e.dtype.short} = {txt}")
+            names[id(e)] = name
+            return name
+    return txt
+
+
+def schedule_to_text(s: Schedule) -> str:
+    out = [f"schedule: {len(s.kernels)} kernels, "
+           f"{sum(isinstance(x, Extern) for x in s.steps)} externs, {len(s.buffers)} buffers"]
+    for i, b in enumerate(s.buffers):
+        out.append(f"  b{i}: {b.dtype.short}[{','.join(map(str, b.shape))}] {b.kind}"
+                   + (f" ({b.label})" if b.label else ""))
+    for st in s.steps:
+        if isinstance(st, Kernel):
+            red = (f" reduce {st.reduce_op} over axes {list(st.reduce_axes)}"
+                   if st.reduce_op else "")
+            fused = ", ".join(dict.fromkeys(n.op for n in reversed(st.nodes)))
+            locs = sorted({str(n.loc) for n in st.nodes if n.loc is not None})
+            out.append(f"  kernel {st.name} over [{','.join(map(str, st.domain))}]{red}: "
+                       f"b{st.out} <- " + ", ".join(f"b{b}" for b in st.inputs))
+            out.append(f"    fuses: {fused or 'copy'}" + (f"  ({', '.join(locs)})" if locs
+                                                           else ""))
+            lines: list[str] = []
+            body = _expr_text(st.body, {}, lines)
+            out += lines
+            out.append(f"      = {body}")
+        else:
+            ins = ", ".join(f"b{b}" for b in st.inputs)
+            outs = ", ".join(f"b{b}" for b in st.outputs)
+            out.append(f"  extern {st.node.op}({ins}) -> {outs}"
+                       + (f"  ({st.node.loc})" if st.node.loc else ""))
+    out.append("  return " + ", ".join(f"b{b}" for b in s.outputs))
+    return "\n".join(out)
