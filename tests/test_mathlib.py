@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 import re
 
 import llvmlite.binding as llvm
@@ -46,9 +47,9 @@ def _erf_mp(x):
     import mpmath
 
     with mpmath.workdps(30):
-        out = [mpmath.erf(mpmath.mpf(float(v))) if np.isfinite(v) else math.erf(v) for v in x]
-    return np.array([np.longdouble(str(v)) if not isinstance(v, float) else v for v in out],
-                    dtype=np.longdouble)
+        return np.array([np.longdouble(str(mpmath.erf(mpmath.mpf(float(v)))))
+                         if np.isfinite(v) and v != 0 else math.erf(v) for v in x],
+                        dtype=np.longdouble)
 
 
 _NUMPY = {"exp": np.exp, "exp2": np.exp2, "expm1": np.expm1, "log": np.log, "log2": np.log2,
@@ -60,10 +61,10 @@ _NUMPY = {"exp": np.exp, "exp2": np.exp2, "expm1": np.expm1, "log": np.log, "log
 
 def reference(fn: str, dt: str, *args):
     """fn(*args) in a wider type: float64 for float32 inputs, long double for float64."""
-    wide = [np.asarray(a).astype(WIDE[dt]) for a in args]
-    if fn == "erf":
-        return _erf_f64(wide[0]) if dt == "f32" else _erf_mp(args[0])
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # signalling NaN bit patterns warn when widened
+        wide = [np.asarray(a).astype(WIDE[dt]) for a in args]
+        if fn == "erf":
+            return _erf_f64(wide[0]) if dt == "f32" else _erf_mp(args[0])
         return _NUMPY[fn](*wide)
 
 
@@ -378,8 +379,12 @@ def test_library_defines_what_it_declares():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fn", [f for f in FUNCS if mathlib.MATH_FUNCTIONS[f] == 1])
-def test_exhaustive_f32(lib, fn):
-    """Every float32 bit pattern (2^32 inputs) against float64 numpy."""
+def test_exhaustive_f32(lib, fn, request):
+    """Every float32 bit pattern (2^32 inputs) against float64 numpy (about a minute per
+    function; runs only when asked for with `-m slow` or TRACEJIT_SLOW_TESTS=1)."""
+    if "slow" not in (request.config.getoption("markexpr") or "") and not os.environ.get(
+            "TRACEJIT_SLOW_TESTS"):
+        pytest.skip("exhaustive sweep: run with -m slow")
     if fn == "erf":
         special = pytest.importorskip("scipy.special")
         ref = lambda x: special.erf(x)  # noqa: E731
@@ -394,3 +399,26 @@ def test_exhaustive_f32(lib, fn):
         if err[k] > worst[0]:
             worst = (float(err[k]), x[k])
     assert worst[0] <= BOUND["f32"], (fn, worst)
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_library(tmp_path, request):
+    """A wheel built from the project carries kernels/mathlib.ll (as data, installed under
+    <prefix>/share/tracejit/kernels, where `mathlib.source_path` looks)."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    if "slow" not in (request.config.getoption("markexpr") or "") and not os.environ.get(
+            "TRACEJIT_SLOW_TESTS"):
+        pytest.skip("builds a wheel: run with -m slow")
+    root = mathlib.source_path().parent.parent
+    src = tmp_path / "src"
+    shutil.copytree(root, src, ignore=shutil.ignore_patterns(
+        ".git", "build", "*.egg-info", "__pycache__", "golden", "benchmarks"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path / "dist"), str(src)], check=True)
+    (wheel,) = (tmp_path / "dist").glob("tracejit-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(n.endswith(".data/data/share/tracejit/kernels/mathlib.ll") for n in names), names

@@ -216,6 +216,8 @@ class CompiledFunction:
         self.static_argnames = tuple(static_argnames)
         self.donate_argnums = tuple(donate_argnums)
         self._cache: dict[tuple, _Entry] = {}
+        self._fast: dict[tuple, _Entry] = {}
+        self._fast_ok = not self.static_argnums and not self.static_argnames
         self._hits = self._misses = 0
         self._fname = getattr(fn, "__qualname__", getattr(fn, "__name__", "f"))
         self._graph_name = _graph_name(fn)
@@ -318,6 +320,10 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         if current_builder() is not None:  # called while tracing: inline
             return self.fn(*args, **kwargs)
+        if not kwargs and self._fast_ok:
+            fast = self._fast_call(args)
+            if fast is not None:
+                return fast
         call = self._signature(args, kwargs)
         entry = self._cache.get(call.key)
         if entry is None:
@@ -335,9 +341,31 @@ class CompiledFunction:
             entry = _Entry(graph, out_tree, captured, find_places(self.fn, captured),
                            _backend_runner(graph, self.device), _describe(call))
             self._cache[call.key] = entry
+            if not kwargs and all(type(a) in _FAST_TYPES for a in args):
+                self._fast[_fast_key(args)] = entry
         else:
             self._hits += 1
         outs = entry.runner(list(call.vals) + [c.numpy() for c in entry.captured])
+        return tree.unflatten(entry.out_tree, [Tensor._wrap(o) for o in outs])
+
+    def _fast_call(self, args):
+        """The cache-hit path for the common call: positional Tensors and arrays only."""
+        for a in args:
+            if type(a) not in _FAST_TYPES or (type(a) is Tensor and a._node is not None):
+                return None
+        entry = self._fast.get(_fast_key(args))
+        if entry is None:
+            return None
+        caps, why = entry.current_captures()
+        if why is not None:
+            return None
+        self._hits += 1
+        vals = [a._value if type(a) is Tensor else a for a in args]
+        if caps:
+            vals += [c._value for c in caps]
+        outs = entry.runner(vals)
+        if entry.out_tree.kind == "leaf":
+            return Tensor._wrap(outs[0])
         return tree.unflatten(entry.out_tree, [Tensor._wrap(o) for o in outs])
 
     def cache_info(self) -> CacheInfo:
@@ -345,6 +373,7 @@ class CompiledFunction:
 
     def cache_clear(self) -> None:
         self._cache.clear()
+        self._fast.clear()
         self._hits = self._misses = 0
 
     def _explain(self, call: _Call, reason: str | None = None) -> None:
@@ -353,6 +382,15 @@ class CompiledFunction:
         if reason is None:
             reason = min((_diff(call, e, k) for k, e in self._cache.items()), key=len)
         log.warning("tracejit: retracing %s: %s", self._fname, reason)
+
+
+_FAST_TYPES = (np.ndarray, Tensor)
+
+
+def _fast_key(args) -> tuple:
+    """Shapes and dtypes of positional realized arrays: enough to find the trace they take."""
+    return tuple((a._value if type(a) is Tensor else a).shape + (
+        (a._value if type(a) is Tensor else a).dtype.char,) for a in args)
 
 
 def _graph_name(fn) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import mpmath as mp
-
 from ir import Builder, Val, round_to
 from remez import fit_auto
 

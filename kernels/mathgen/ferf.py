@@ -12,7 +12,6 @@ are computed and selected.
 from __future__ import annotations
 
 import mpmath as mp
-
 from common import Prec, clamp, dd_const, poly, powers, two_prod
 from fexp import exp_core
 from ir import Builder, Val
@@ -44,4 +43,5 @@ def erf(b: Builder, x: Val, p: Prec) -> Val:
     erfc = (e - e * lo) * b.horner(1.0 / ac, cb)
     big = b.copysign(1.0 - erfc, x)
     y = b.select(a.le(t_split), small, big)
+    y = b.select(x.eq(0.0), x, y)  # keeps -0
     return b.select(x.isnan(), x + x, y)

@@ -11,7 +11,6 @@ steps so that results overflow to inf and round into the subnormals correctly.
 from __future__ import annotations
 
 import mpmath as mp
-
 from common import F32, Prec, clamp, poly, powers, split_const
 from ir import Builder, Val
 

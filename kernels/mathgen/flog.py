@@ -7,14 +7,13 @@ by 2^24 / 2^54 first), f = m - 1 exactly, s = f / (2 + f), and
 log1p(f) = 2 atanh(s) = f - f^2/2 + s (f^2/2 + R(s^2)) with a minimax R (fdlibm's
 arrangement: the large terms are exact, the rounding errors sit in small corrections).
 log2/log10 multiply by a double-word 1/ln(b) and add e*log_b(2) through an exact two-sum.
-pow evaluates log|x| as a double-word (relative error ~2^-66) and exp of y*log|x| from it.
+pow evaluates log|x| as a double-word (relative error ~2^-64) and exp of y*log|x| from it.
 """
 
 from __future__ import annotations
 
 import mpmath as mp
 import numpy as np
-
 from common import Prec, clamp, dd_const, fast_two_sum, poly, powers, split_const, two_prod
 from fexp import exp_poly, exp_reduce
 from ir import FORMAT, Builder, Val
@@ -109,7 +108,7 @@ def _dd_mul(b, ah, al, bh, bl):
 
 
 def log_dd(b: Builder, ax: Val, p: Prec) -> tuple[Val, Val]:
-    """log(ax) for finite ax > 0 as hi + lo with relative error about 2^-66: 2s and (2/3)s^3
+    """log(ax) for finite ax > 0 as hi + lo with relative error about 2^-64: 2s and (2/3)s^3
     in double-word arithmetic, s^5 P(s^2) in double (it is < 2^-14 of the result)."""
     e, f = log_reduce(b, ax, p)
     d, dl = fast_two_sum(b, b.c(2.0), f)  # 2 + f, exactly
@@ -121,7 +120,7 @@ def log_dd(b: Builder, ax: Val, p: Prec) -> tuple[Val, Val]:
     uh, ul = _dd_mul(b, th, tl, c23h, c23l)  # (2/3) s^3
     c = poly("log_P5", p, lambda z: (2 * mp.atanh(mp.sqrt(z)) - 2 * mp.sqrt(z)
                                      - mp.mpf(2) / 3 * z * mp.sqrt(z)) / z**2 / mp.sqrt(z),
-             lambda z: z**2 / (2 * mp.atanh(mp.sqrt(z)) / mp.sqrt(z)) / 512,
+             lambda z: 128 * z**2 / (2 * mp.atanh(mp.sqrt(z)) / mp.sqrt(z)),
              0, S_MAX**2, powers(0))
     tail = th * zh * b.horner(zh, c)  # s^5 P(s^2)
     # sum: 2s + (2/3)s^3 + tail, then + e*ln2, each as a double-word

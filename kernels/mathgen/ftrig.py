@@ -21,7 +21,6 @@ recovered by a fused multiply-add.
 from __future__ import annotations
 
 import mpmath as mp
-
 from common import Prec, dd_const, fast_two_sum, poly, powers, two_prod
 from ir import Builder, Module, Val
 
@@ -190,13 +189,16 @@ def atan(b: Builder, x: Val, p: Prec) -> Val:
 
 def atan2(b: Builder, y: Val, x: Val, p: Prec) -> Val:
     ax, ay = b.fabs(x), b.fabs(y)
+    # atan2 is scale-invariant: scale pairs of subnormal-range values up (exactly), so the
+    # compares below see all their bits, and huge pairs down a little, so ay + ax is finite
+    # (this may flush a subnormal partner, whose ratio to the other is then below 2^-2000)
+    m = b.select(ax.gt(ay), ax, ay)
+    sc = b.select(m.lt(2.0**-900), 2.0**600, b.select(m.gt(2.0**1000), 2.0**-4, 1.0))
+    ax, ay = ax * sc, ay * sc
     c_big = ay.gt(ax * float(T38))
     c_mid = ay.gt(ax * float(T8))
-    # (ay - ax)/(ay + ax) is scale-invariant: keep ay + ax finite
-    sc = b.select(ay.gt(2.0**1000), 0.25, 1.0)
-    sy, sx = ay * sc, ax * sc
-    num = b.select(c_big, -ax, b.select(c_mid, sy - sx, ay))
-    den = b.select(c_big, ay, b.select(c_mid, sy + sx, ax))
+    num = b.select(c_big, -ax, b.select(c_mid, ay - ax, ay))
+    den = b.select(c_big, ay, b.select(c_mid, ay + ax, ax))
     t = num / den
     xneg = b.bits(x).lt(0)  # includes -0 and -inf
     core = t + _atan_poly(b, t, p)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pathlib
 import sys
+import textwrap
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
@@ -66,6 +67,14 @@ HEADER = """\
 """
 
 
+def _body(algo, p, ty: str):
+    """The function body: `algo` in precision `p`, converting float32 arguments to double
+    and the result back when `p` evaluates in double."""
+    if p.ty == ty:
+        return lambda b, *args: algo(b, *args, p)
+    return lambda b, *args: b.trunc(algo(b, *[b.ext(v) for v in args], p))
+
+
 def build() -> str:
     m = Module()
     funcs = _functions()
@@ -74,16 +83,11 @@ def build() -> str:
     ftrig.add_tables(m)
     for name, nargs, algo, p32 in funcs:
         for ty, sfx, p in (("float", "f32", p32), ("double", "f64", F64)):
-            if p.ty == ty:
-                body = (lambda algo, p: lambda b, *a: algo(b, *a, p))(algo, p)
-            else:  # float32 computed in double
-                body = (lambda algo, p: lambda b, *a: b.trunc(algo(b, *[b.ext(v) for v in a],
-                                                                   p)))(algo, p)
             how = "double evaluation" if p.ty != ty else f"{ty} evaluation"
-            m.function(f"tj_{name}_{sfx}", ty, nargs, body, doc=f"{name} ({how})",
-                       eval_ty=p.ty)
+            m.function(f"tj_{name}_{sfx}", ty, nargs, _body(algo, p, ty),
+                       doc=f"{name} ({how})", eval_ty=p.ty)
     remez.save()
-    names = ", ".join(n for n, *_ in funcs)
+    names = textwrap.fill(", ".join(n for n, *_ in funcs), 90, subsequent_indent=";   ")
     return m.text(HEADER.format(names=names))
 
 

@@ -297,10 +297,11 @@ class Module:
         self.names.append((name, nargs))
 
     def table(self, name: str, ty: str, values) -> None:
-        items = ", ".join(f"{ty} {fconst_text(ty, v)}" for v in values)
+        items = [f"{ty} {fconst_text(ty, v)}" for v in values]
+        rows = ",\n  ".join(", ".join(items[i:i + 3]) for i in range(0, len(items), 3))
         self.globals.append(
-            f"@{name} = linkonce_odr unnamed_addr constant [{len(values)} x {ty}] [{items}], "
-            "align 64")
+            f"@{name} = linkonce_odr unnamed_addr constant [{len(values)} x {ty}] [\n  {rows}\n"
+            "], align 64")
 
     def text(self, header: str) -> str:
         decls = []

@@ -126,6 +126,9 @@ def fit(key: str, g, w, a, b, powers, ty: str, npts: int = 1200, target=None):
     """Cached `minimax`: `key` must name the function being fitted and how (the interval,
     powers and type are appended, so a changed specification refits)."""
     full = f"{key}|{ty}|{mp.nstr(mp.mpf(a), 17)}|{mp.nstr(mp.mpf(b), 17)}|{list(powers)}|{npts}"
+    # fingerprint of the target and weight, so that editing either refits
+    probe = [mp.mpf(a) + (mp.mpf(b) - mp.mpf(a)) * k / 7 for k in (2, 5)]
+    full += "|" + ",".join(mp.nstr(f(t), 12) for t in probe for f in (g, w))
     if target is not None:
         full += f"|{target:.3g}"
     cache = _load()

@@ -17,13 +17,16 @@ Example:
     'tj_exp_f32'
     >>> mod = llvm.parse_assembly("declare float @tj_exp_f32(float)")
     >>> mathlib.link_into(mod)
-    >>> mod.get_function("tj_exp_f32").is_declaration
+    >>> bool(mod.get_function("tj_exp_f32").is_declaration)
     False
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
+import sys
+import sysconfig
 import threading
 
 import llvmlite.binding as llvm
@@ -66,12 +69,22 @@ def function_name(fn: str, dtype: str) -> str:
 
 def source_path() -> pathlib.Path:
     """Where `mathlib.ll` is: `kernels/` of the checkout this package sits in, or else the
-    copy installed as package data (`tracejit/_kernels/`, see pyproject.toml)."""
+    copy an installed wheel put under `<prefix>/share/tracejit/kernels/` (pyproject.toml's
+    data-files)."""
     pkg = pathlib.Path(__file__).resolve().parent.parent
-    candidates = [pkg.parent / "kernels" / _FILE, pkg / "_kernels" / _FILE]
-    for path in candidates:
-        if path.is_file():
-            return path
+    candidates = []
+    if (pkg.parent / "pyproject.toml").is_file():  # a source checkout (or editable install)
+        candidates.append(pkg.parent / "kernels")
+    prefixes = [sysconfig.get_path("data"), sys.prefix, sys.exec_prefix]
+    try:
+        prefixes.append(sysconfig.get_path("data", f"{os.name}_user"))
+    except KeyError:
+        pass
+    for prefix in dict.fromkeys(p for p in prefixes if p):
+        candidates.append(pathlib.Path(prefix) / "share" / "tracejit" / "kernels")
+    for folder in candidates:
+        if (folder / _FILE).is_file():
+            return folder / _FILE
     raise FileNotFoundError(
         f"tracejit's math library {_FILE} is missing; looked in: "
         + ", ".join(str(c) for c in candidates))

@@ -133,6 +133,8 @@ class CPUProgram:
     def __init__(self, graph: Graph):
         self.graph = graph
         self.schedule = schedule(graph)
+        self._in_dtypes = [n.dtype.np for n in graph.inputs]
+        self._threads = num_threads()
         self.native = nat = _native(graph, self.schedule)
         self.llvm_ir, self.llvm_ir_unoptimized = nat.llvm_ir, nat.llvm_ir_unoptimized
         self.steps = []
@@ -156,15 +158,16 @@ class CPUProgram:
     def __call__(self, args: list) -> list[np.ndarray]:
         s = self.schedule
         env: list = [None] * len(s.buffers)
-        for b, a, node in zip(s.inputs, args, self.graph.inputs, strict=True):
-            a = np.asarray(a)
-            if a.dtype != node.dtype.np:
-                a = a.astype(node.dtype.np)
+        for b, a, want in zip(s.inputs, args, self._in_dtypes, strict=True):
+            if type(a) is not np.ndarray:
+                a = np.asarray(a)
+            if a.dtype != want:
+                a = a.astype(want)
             env[b] = a if a.flags.c_contiguous else np.ascontiguousarray(a)
         for b, v in s.consts.items():
             env[b] = v
         bufs = s.buffers
-        threads = num_threads()
+        threads = self._threads
         for kind, st, fn, par in self.steps:
             if kind == "k":
                 info = bufs[st.out]

@@ -22,6 +22,7 @@ REDUCTIONS = {"reduce_sum": "sum", "reduce_prod": "prod", "reduce_max": "max",
               "reduce_min": "min"}
 INT_ONLY_EXTERN = {"floordiv", "rem", "pow"}  # integer forms raise or need care: run in numpy
 NEVER_FUSED = {"floordiv", "rem"}
+RECOMPUTE_LIMIT = 6  # ops a multi-use value may cost before it is stored instead of recomputed
 
 
 def FUSIBLE(n: Node) -> bool:
@@ -76,9 +77,16 @@ class _Planner:
                 self.mat.add(id(n))
             if n.op == "reshape" and _trivial_reshape(n.inputs[0].shape, n.shape) is None:
                 self.mat.add(id(n.inputs[0]))
-        for n in graph.nodes:  # multi-use elementwise values are computed once
-            if (len(self.users.get(id(n), [])) > 1 and n.op not in VIEWS
-                    and n.op not in ("constant", "iota")):
+        # A value with several consumers is recomputed inside each of them when that is cheap
+        # (a few ops, e.g. softmax's exp(x - max) feeding both its sum and its division), and
+        # computed once into memory otherwise: re-reading the inputs beats a write and a read.
+        cost: dict[int, int] = {}
+        for n in graph.nodes:
+            c = 0 if (n.op in VIEWS or n.op in ("constant", "iota")) else 1
+            cost[id(n)] = c + sum(cost.get(id(i), 0) for i in n.inputs if id(i) not in self.mat)
+            if (len(self.users.get(id(n), [])) > 1 and c and
+                    (cost[id(n)] > RECOMPUTE_LIMIT
+                     or not all(FUSIBLE(u) for u in self.users[id(n)]))):
                 self.mat.add(id(n))
         for n in graph.nodes:  # a reduction reads its input through the inlined producers
             if n.op in REDUCTIONS and n.inputs[0].op == "reshape" and \
