@@ -6,13 +6,24 @@ W1 fused elementwise tanh(x*0.5+1)*sigmoid(x)+exp(-x*x), float32 2^24, with the 
 W2 row softmax (4096, 1024); W3 matmul 1024^3 float32; W7 per-call overhead of a compiled
 x*2+1 on one element. Same process, same thread count; every result is checked against numpy
 before it is timed; medians after a warm-up call (compilation excluded for everyone).
+
+W7 first call: latency of the first call of a compiled 784-512-512-10 MLP forward+grad
+(`tj.compile(tj.value_and_grad(loss))`, batch 64, `--w7-batch`) in a fresh process, cold (empty disk cache:
+trace, passes, schedule, LLVM) and warm (the object code comes from the disk cache of an
+earlier process: no LLVM optimization or codegen). Each sample is its own process
+(`--w7-child`), after `import tracejit`; medians of 3 (cold) and 5 (warm).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
 
 import numpy as np
 
@@ -117,6 +128,92 @@ def run(quick: bool):
     return rows
 
 
+MLP_SIZES = (784, 512, 512, 10)
+
+
+def mlp_loss(params, x, y):
+    """Mean cross-entropy of a tanh MLP; `y` is one-hot."""
+    w1, b1, w2, b2, w3, b3 = params
+    h = tj.tanh(x @ w1 + b1)
+    h = tj.tanh(h @ w2 + b2)
+    return -(tj.log_softmax(h @ w3 + b3, dim=-1) * y).sum() / x.shape[0]
+
+
+def _mlp_inputs(batch: int = 64):
+    rng = np.random.default_rng(7)
+    params = []
+    for a, b in zip(MLP_SIZES, MLP_SIZES[1:]):
+        params += [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32),
+                   np.zeros(b, np.float32)]
+    x = rng.standard_normal((batch, MLP_SIZES[0])).astype(np.float32)
+    y = np.eye(MLP_SIZES[-1], dtype=np.float32)[rng.integers(0, MLP_SIZES[-1], batch)]
+    return tuple(params), x, y
+
+
+def _mlp_loss_np(params, x, y):
+    """The loss and its gradient with respect to the last bias, in float64."""
+    w1, b1, w2, b2, w3, b3 = (p.astype(np.float64) for p in params)
+    h = np.tanh(np.tanh(x @ w1 + b1) @ w2 + b2)
+    z = h @ w3 + b3
+    z = z - z.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    return float(-(logp * y).sum() / len(x)), (np.exp(logp) - y).sum(0) / len(x)
+
+
+def w7_child(preimport: bool, batch: int) -> int:
+    """One fresh-process sample of the W7 first call; prints one JSON line. `preimport`: load
+    the CPU runtime (and llvmlite) before the clock starts."""
+    from tracejit.runtime import diskcache
+    if preimport:
+        import tracejit.runtime.cpu  # noqa: F401
+    params, x, y = _mlp_inputs(batch)
+    step = tj.compile(tj.value_and_grad(mlp_loss))
+    t0 = time.perf_counter()
+    v, g = step(params, x, y)
+    first = time.perf_counter() - t0
+    loss, db3 = _mlp_loss_np(params, x, y)
+    np.testing.assert_allclose(float(v), loss, rtol=1e-4)
+    np.testing.assert_allclose(g[5].numpy(), db3, rtol=1e-3, atol=1e-6)
+    assert [tuple(t.shape) for t in g] == [p.shape for p in params]
+    steady = median_time(lambda: step(params, x, y), 5)
+    print(json.dumps({"first": first, "steady": steady, "stats": diskcache.stats}))
+    return 0
+
+
+def w7_first_call(quick: bool, batch: int = 64):
+    """Cold vs warm disk cache, each sample in a new process (see the module docstring)."""
+    def sample(cache_dir, *flags):
+        env = dict(os.environ, TRACEJIT_CACHE_DIR=cache_dir)
+        env.pop("TRACEJIT_DISK_CACHE", None)
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--w7-child",
+                              f"--w7-batch={batch}", *flags],
+                             env=env, check=True, capture_output=True, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    cold, warm, warm_pre = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(1 if quick else 3):
+            r = sample(os.path.join(tmp, f"cold{i}"))
+            assert r["stats"]["hits"] == 0 and r["stats"]["stores"] >= 1, r
+            cold.append(r)
+        for _ in range(2 if quick else 5):
+            for flags, rs in (((), warm), (("--w7-preimport",), warm_pre)):
+                r = sample(os.path.join(tmp, "cold0"), *flags)
+                assert r["stats"]["hits"] >= 1 and r["stats"]["misses"] == 0, r
+                rs.append(r)
+    med = lambda rs, k: statistics.median(r[k] for r in rs)  # noqa: E731
+    steady = med(cold + warm + warm_pre, "steady")
+    print(f"W7 MLP 784-512-512-10 value_and_grad, batch {batch}: steady-state call "
+          f"{steady * 1e3:.2f} ms", flush=True)
+    res = {}
+    for name, rs in (("cold (empty disk cache)", cold), ("warm (disk cache hit)", warm),
+                     ("warm, CPU runtime/llvmlite imported before", warm_pre)):
+        res[name] = first = med(rs, "first")
+        print(f"W7 first call, {name}: {first * 1e3:.1f} ms (first - steady "
+              f"{(first - steady) * 1e3:.1f} ms)", flush=True)
+    return res
+
+
 def plot(path: str):
     import matplotlib
     matplotlib.use("Agg")
@@ -155,9 +252,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--plot", metavar="PNG", help="also plot W1 time against size")
+    ap.add_argument("--w7-only", action="store_true", help="only the W7 first-call workload")
+    ap.add_argument("--w7-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--w7-batch", type=int, default=64, help="batch size of the W7 MLP")
+    ap.add_argument("--w7-preimport", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.w7_child:
+        return w7_child(args.w7_preimport, args.w7_batch)
     print(machine(), f"threads={os.environ.get('TRACEJIT_NUM_THREADS', os.cpu_count())}")
-    run(args.quick)
+    if not args.w7_only:
+        run(args.quick)
+    w7_first_call(args.quick, args.w7_batch)
     if args.plot:
         plot(args.plot)
     return 0

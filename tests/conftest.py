@@ -1,10 +1,30 @@
-"""Shared pytest configuration: the --update-golden option and the repository root."""
+"""Shared pytest configuration: the --update-golden option, the repository root, and a
+private on-disk compile cache for the session (the suite never touches the user's cache)."""
 
+import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+_CACHE_DIR = None
+
+
+def pytest_configure(config):
+    # Before any test compiles: every compilation of this session (and of the subprocesses it
+    # starts, which inherit the environment) uses a fresh temporary disk cache.
+    global _CACHE_DIR
+    _CACHE_DIR = tempfile.mkdtemp(prefix="tracejit-test-cache-")
+    os.environ["TRACEJIT_CACHE_DIR"] = _CACHE_DIR
+
+
+def pytest_unconfigure(config):
+    if _CACHE_DIR is not None:
+        shutil.rmtree(_CACHE_DIR, ignore_errors=True)
 
 
 def pytest_addoption(parser):
@@ -22,3 +42,11 @@ def repo_root(monkeypatch) -> pathlib.Path:
     """Runs the test from the repository root, so printed source paths are stable."""
     monkeypatch.chdir(ROOT)
     return ROOT
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per core this process may really use (a container's CPU quota,
+    not the host's core count), at most 8: every worker JIT-compiles, so more workers than
+    cores only thrash."""
+    from tracejit.runtime.host import available_cpus
+    return min(8, available_cpus())

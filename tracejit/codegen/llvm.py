@@ -4,6 +4,7 @@ Input: a `Schedule`. Output: an `llvmlite.ir.Module` with one function per kerne
 ``void kN(ptr noalias out, ptr noalias in0, ..., i64 lo, i64 hi)``, where [lo, hi) is the range
 of the outermost loop (so the runtime can split a kernel across threads). Loops, indexing and
 memory are generated here; the scalar operations come from `lower_op` and the math library.
+`Gemm` steps get the same signature from `codegen/matmul.py` ([lo, hi) ranges over output rows).
 
 Loop order: an elementwise kernel loops over its domain in row-major order after merging
 adjacent axes that every access walks contiguously, so the innermost loop is long and unit-stride
@@ -23,7 +24,8 @@ from .. import dtypes as D
 from ..schedule.kernel import Access, Expr, Kernel, Schedule
 from .lower import identity_value, lower_op, reduce_combine
 
-__all__ = ["build_module", "ir_type", "storage_type"]
+__all__ = ["build_module", "ir_type", "storage_type", "load_element", "store_element",
+           "constant"]
 
 I1, I8, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(64)
 
@@ -45,9 +47,14 @@ def ir_type(dt: D.DType):
 
 
 def build_module(sched: Schedule, name: str, cpu: str, features: str) -> ir.Module:
+    from ..schedule.kernel import Gemm
+    from .matmul import emit_gemm
     mod = ir.Module(name=name)
-    for k in sched.kernels:
-        _KernelGen(mod, sched, k, cpu, features).emit()
+    for st in sched.steps:
+        if isinstance(st, Kernel):
+            _KernelGen(mod, sched, st, cpu, features).emit()
+        elif isinstance(st, Gemm):
+            emit_gemm(mod, st, features)
     return mod
 
 
@@ -246,19 +253,10 @@ class _KernelGen:
         return acc
 
     def _load_buf(self, buf, pos, dt):
-        st = storage_type(dt)
-        p = self.b.gep(self.ptr[buf], [pos], inbounds=True, source_etype=st)
-        v = self.b.load(p, typ=st)
-        if dt == D.float16:
-            return self.b.fpext(v, ir.FloatType())
-        return self.b.icmp_unsigned("!=", v, ir.Constant(I8, 0)) if dt.is_bool else v
+        return load_element(self.b, self.ptr[buf], pos, dt)
 
     def _store(self, buf, pos, v, dt):
-        st = storage_type(dt)
-        p = self.b.gep(self.ptr[buf], [pos], inbounds=True, source_etype=st)
-        if dt == D.float16:
-            v = self.b.fptrunc(v, st)
-        self.b.store(self.b.zext(v, I8) if dt.is_bool else v, p)
+        store_element(self.b, self.ptr[buf], pos, v, dt)
 
     # -- expressions -------------------------------------------------------------------------
     def _expr(self, e: Expr):
@@ -269,7 +267,7 @@ class _KernelGen:
             a: Access = e.attrs
             v = self._load_buf(a.buffer, self._access_pos(a), e.dtype)
         elif e.kind == "const":
-            v = _constant(e.attrs, e.dtype)
+            v = constant(e.attrs, e.dtype)
         elif e.kind == "index":
             axis, scale, off = e.attrs
             pos = self._linear([self.idx[axis]], [scale], off) if scale != 1 or off else \
@@ -307,7 +305,24 @@ def _collect(e: Expr):
     return loads, index_axes
 
 
-def _constant(value, dt: D.DType):
+def load_element(b: ir.IRBuilder, ptr, pos, dt: D.DType):
+    """Element `pos` of a buffer of `dt` as a register value (see `ir_type`)."""
+    st = storage_type(dt)
+    v = b.load(b.gep(ptr, [pos], inbounds=True, source_etype=st), typ=st)
+    if dt == D.float16:
+        return b.fpext(v, ir.FloatType())
+    return b.icmp_unsigned("!=", v, ir.Constant(I8, 0)) if dt.is_bool else v
+
+
+def store_element(b: ir.IRBuilder, ptr, pos, v, dt: D.DType):
+    st = storage_type(dt)
+    p = b.gep(ptr, [pos], inbounds=True, source_etype=st)
+    if dt == D.float16:
+        v = b.fptrunc(v, st)
+    b.store(b.zext(v, I8) if dt.is_bool else v, p)
+
+
+def constant(value, dt: D.DType):
     ty = ir_type(dt)
     if dt.is_bool:
         return ir.Constant(I1, int(bool(value)))

@@ -9,6 +9,7 @@ the user's source location. Nodes never change after construction; a transform b
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any, Iterable
 
 import numpy as np
@@ -79,6 +80,8 @@ def freeze_params(params: dict) -> tuple:
             return Literal(v)
         if isinstance(v, Graph):
             return ("graph", id(v))
+        if isinstance(v, float):  # 0.0 == -0.0 (and hash alike) but are different constants
+            return ("float", v, math.copysign(1.0, v))
         return v
     return tuple(sorted((k, fz(v)) for k, v in params.items()))
 

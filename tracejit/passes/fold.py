@@ -16,24 +16,11 @@ import numpy as np
 
 from ..ir.graph import Graph, Literal, Node
 from ..primitives import PRIMITIVES
+from .rewrite import rebuild
 
-__all__ = ["fold", "rebuild", "FOLD_LIMIT"]
+__all__ = ["fold", "FOLD_LIMIT"]
 
 FOLD_LIMIT = 1 << 20  # elements
-
-
-def rebuild(graph: Graph, replace) -> Graph:
-    """A copy of `graph` where ``replace(node, new_inputs)`` gives each node's substitute (or
-    None to keep the node, with its operands remapped)."""
-    new: dict[int, Node] = {id(n): n for n in graph.inputs}
-    for n in graph.nodes:
-        ins = tuple(new[id(i)] for i in n.inputs)
-        sub = replace(n, ins)
-        if sub is None:
-            sub = n if ins == n.inputs else Node(n.op, ins, n.params, n.type, n.loc,
-                                                  types=n.types)
-        new[id(n)] = sub
-    return Graph(graph.inputs, [new[id(o)] for o in graph.outputs], graph.name)
 
 
 def _value(n: Node):

@@ -1,9 +1,16 @@
 """The pass pipeline: Graph -> optimized Graph, one named pass after another.
 
-Input: a traced `Graph`. Output: an equivalent `Graph`. Tracing already hash-conses identical
-nodes (CSE) and `Graph` keeps only nodes reachable from the outputs (DCE); `fold` evaluates
-constant subgraphs once. More simplification passes join this list with the LLVM backend.
-With ``TRACEJIT_DEBUG=1`` the IR is verified before and after every pass.
+Input: a traced `Graph`. Output: an equivalent `Graph`. The passes, in order (each a function
+Graph -> Graph in its own module, tested on its own in tests/test_passes.py):
+
+* ``simplify`` — algebraic identities (x*1, x+0, -(-x), transpose/reshape/broadcast chains, ...);
+* ``fold`` — evaluates subgraphs of constants once, at compile time;
+* ``simplify`` again — folding exposes new identities (a multiply by a folded ``1``);
+* ``cse`` — computes equal nodes once;
+* ``dce`` — drops unused results and carries of control flow (unreachable nodes vanish anyway).
+
+With ``TRACEJIT_DEBUG=1`` the IR is verified before and after every pass, and a pass that breaks
+it is named in the error.
 """
 
 from __future__ import annotations
@@ -15,9 +22,14 @@ from ..ir.graph import Graph
 
 __all__ = ["PASSES", "optimize"]
 
+
 def _passes() -> list[tuple[str, Callable[[Graph], Graph]]]:
+    from .cse import cse
+    from .dce import dce
     from .fold import fold
-    return [("fold", fold)]
+    from .simplify import simplify
+    return [("simplify", simplify), ("fold", fold), ("simplify", simplify), ("cse", cse),
+            ("dce", dce)]
 
 
 PASSES: list[tuple[str, Callable[[Graph], Graph]]] = _passes()

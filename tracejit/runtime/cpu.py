@@ -4,7 +4,8 @@ Input: an optimized `Graph`. Output: a callable ``(list of numpy arrays) -> list
 The graph is scheduled into kernels (`schedule/fusion.py`), the kernels are generated as one LLVM
 module (`codegen/llvm.py`), the math library is linked in, the module is optimized at O3 for the
 host CPU (its real features: AVX2/AVX-512 where present) and compiled by MCJIT; each kernel
-becomes a ctypes function (ctypes releases the GIL while native code runs). Extern steps run
+becomes a ctypes function (ctypes releases the GIL while native code runs); so does each
+matmul (`Gemm` step, `codegen/matmul.py`), split over its output rows. Extern steps run
 their numpy reference. Large parallel kernels are split over `TRACEJIT_NUM_THREADS` threads
 (default: all cores); small ones run inline on the calling thread.
 """
@@ -24,7 +25,8 @@ from ..errors import user_error
 from ..ir.graph import Graph
 from ..primitives import PRIMITIVES
 from ..schedule.fusion import schedule
-from ..schedule.kernel import Kernel
+from ..schedule.kernel import Gemm, Kernel
+from . import diskcache
 
 __all__ = ["CPUProgram", "target_machine", "num_threads"]
 
@@ -54,7 +56,10 @@ def target_machine():
 
 def num_threads() -> int:
     v = os.environ.get("TRACEJIT_NUM_THREADS")
-    return max(1, int(v)) if v else (os.cpu_count() or 1)
+    if v:
+        return max(1, int(v))
+    from .host import available_cpus
+    return available_cpus()
 
 
 _pool = None
@@ -78,27 +83,80 @@ def _optimize(mod_ref, tm):
 
 
 class _Native:
-    """An optimized, loaded LLVM module: shared by every graph with the same structure."""
+    """An optimized, loaded LLVM module: shared by every graph with the same structure.
 
-    def __init__(self, sched, name: str):
+    With a `key` (the structural text), the object code comes from the disk cache when it has
+    it (`diskcache.py`): then no LLVM IR is built or optimized, and `llvm_ir` is rebuilt only if
+    asked for. Otherwise it is compiled here and stored there."""
+
+    def __init__(self, sched, name: str, key: str = ""):
+        self._sched, self._name, self._ir, self._asm = sched, name, None, None
+        target_machine()  # sets _TRIPLE, _CPU, _FEATURES
+        dkey = diskcache.entry_key(key, _TRIPLE, _CPU, _FEATURES) if key else None
+        if dkey and self._load(diskcache.load(dkey)):
+            return
+        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(self.llvm_ir),
+                                                 target_machine())
+        objs = []
+        if dkey:
+            self.engine.set_object_cache(lambda _mod, buf: objs.append(buf))
+        self.engine.finalize_object()
+        self.outer = {k.name: (k.outer_extent, k.parallel_ok) for k in sched.kernels}
+        if len(objs) == 1:
+            diskcache.store(dkey, {"outer": self.outer}, objs[0])
+
+    def _load(self, entry) -> bool:
+        """Loads a disk cache entry's object code; False (and counted) if it is not usable."""
+        if entry is None:
+            return False
+        outer = entry[0].get("outer")
+        names = {k.name for k in self._sched.kernels}
+        if not isinstance(outer, dict) or set(outer) != names or not all(
+                isinstance(v, list) and len(v) == 2 for v in outer.values()):
+            diskcache.reject()
+            return False
+        empty = llvm.parse_assembly(f'target triple = "{_TRIPLE}"\n'
+                                    f'target datalayout = "{_LAYOUT}"\n')
+        engine = llvm.create_mcjit_compiler(empty, target_machine())
+        try:
+            engine.add_object_file(llvm.ObjectFileRef.from_data(entry[1]))
+            engine.finalize_object()
+            ok = all(engine.get_function_address(n) for n in names)
+        except RuntimeError:
+            ok = False
+        if not ok:
+            diskcache.reject()
+            return False
+        self.engine = engine
+        self.outer = {n: (int(e), bool(p)) for n, (e, p) in outer.items()}
+        return True
+
+    def _compile_ir(self):
         from ..codegen.llvm import build_module, with_target_attributes
         tm = target_machine()
-        mod = build_module(sched, name, _CPU, _FEATURES)
+        mod = build_module(self._sched, self._name, _CPU, _FEATURES)
         mod.triple = _TRIPLE
         mod.data_layout = _LAYOUT
-        self.llvm_ir_unoptimized = with_target_attributes(str(mod), _CPU, _FEATURES)
-        ref = llvm.parse_assembly(self.llvm_ir_unoptimized)
+        unoptimized = with_target_attributes(str(mod), _CPU, _FEATURES)
+        ref = llvm.parse_assembly(unoptimized)
         if getattr(mod, "tj_uses_mathlib", False):
             from ..codegen import mathlib
             mathlib.link_into(ref)
         ref.verify()
         _optimize(ref, tm)
-        self.llvm_ir = str(ref)
-        self._asm = None
-        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(self.llvm_ir),
-                                                 target_machine())
-        self.engine.finalize_object()
-        self.outer = {k.name: (k.outer_extent, k.parallel_ok) for k in sched.kernels}
+        self._ir = (unoptimized, str(ref))
+
+    @property
+    def llvm_ir(self) -> str:
+        if self._ir is None:
+            self._compile_ir()
+        return self._ir[1]
+
+    @property
+    def llvm_ir_unoptimized(self) -> str:
+        if self._ir is None:
+            self._compile_ir()
+        return self._ir[0]
 
     @property
     def asm(self) -> str:
@@ -119,7 +177,7 @@ def _native(graph: Graph, sched) -> _Native:
         if hit is not None:
             _NATIVE.move_to_end(key)
             return hit
-    nat = _Native(sched, graph.name)
+    nat = _Native(sched, graph.name, key)
     with _lock:
         _NATIVE[key] = nat
         if len(_NATIVE) > NATIVE_CACHE_SIZE:
@@ -136,16 +194,16 @@ class CPUProgram:
         self._in_dtypes = [n.dtype.np for n in graph.inputs]
         self._threads = num_threads()
         self.native = nat = _native(graph, self.schedule)
-        self.llvm_ir, self.llvm_ir_unoptimized = nat.llvm_ir, nat.llvm_ir_unoptimized
         self.steps = []
         for st in self.schedule.steps:
-            if isinstance(st, Kernel):
-                st.outer_extent, st.parallel_ok = nat.outer[st.name]
+            if isinstance(st, (Kernel, Gemm)):  # a Gemm's extent is fixed by the schedule
+                if isinstance(st, Kernel):
+                    st.outer_extent, st.parallel_ok = nat.outer[st.name]
                 addr = nat.engine.get_function_address(st.name)
                 n = 1 + len(st.inputs)
                 proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n),
                                          ctypes.c_int64, ctypes.c_int64)
-                size = int(np.prod(st.domain, dtype=np.int64))
+                size = st.work
                 st_par = st.parallel_ok and size >= PARALLEL_MIN and st.outer_extent > 1
                 self.steps.append(("k", st, proto(addr), st_par))
             else:
@@ -154,6 +212,14 @@ class CPUProgram:
     @property
     def asm(self) -> str:
         return self.native.asm
+
+    @property
+    def llvm_ir(self) -> str:
+        return self.native.llvm_ir
+
+    @property
+    def llvm_ir_unoptimized(self) -> str:
+        return self.native.llvm_ir_unoptimized
 
     def __call__(self, args: list) -> list[np.ndarray]:
         s = self.schedule

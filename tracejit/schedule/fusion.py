@@ -11,9 +11,10 @@ never copied); ``iota`` becomes the loop index; reductions absorb their elementw
 
 from __future__ import annotations
 
+from .. import dtypes as D
 from ..ir.graph import Graph, Literal, Node
 from ..primitives import PRIMITIVES
-from .kernel import Access, BufferInfo, Expr, Extern, Kernel, Schedule
+from .kernel import Access, BufferInfo, Expr, Extern, Gemm, Kernel, Operand, Schedule
 
 __all__ = ["schedule", "FUSIBLE"]
 
@@ -37,6 +38,25 @@ def FUSIBLE(n: Node) -> bool:
     if n.op in INT_ONLY_EXTERN and not n.inputs[0].dtype.is_floating_point:
         return False
     return True
+
+
+def GEMM(n: Node) -> bool:
+    """Is this node a matrix product that compiles to a `Gemm` step?"""
+    return n.op == "dot_general" and n.type is not None and n.dtype in (D.float32, D.float64)
+
+
+def _elementwise(n: Node) -> bool:
+    return (FUSIBLE(n) and n.op not in VIEWS and n.op not in REDUCTIONS
+            and n.op not in ("constant", "iota"))
+
+
+def _view_base(n: Node) -> Node:
+    """The value a chain of views reads (a non-trivial reshape reads its contiguous input)."""
+    while n.op in VIEWS:
+        if n.op == "reshape" and _trivial_reshape(n.inputs[0].shape, n.shape) is None:
+            return n.inputs[0]
+        n = n.inputs[0]
+    return n
 
 
 def _strides(shape) -> tuple[int, ...]:
@@ -71,7 +91,9 @@ class _Planner:
             fus = FUSIBLE(n)
             if not fus or id(n) in outs or n.op in REDUCTIONS:
                 self.mat.add(id(n))
-            if not fus:
+            if GEMM(n):  # operands are read in place through their views
+                self.mat.update(id(_view_base(i)) for i in n.inputs)
+            elif not fus:
                 self.mat.update(id(i) for i in n.inputs)
             if n.op == "constant" and isinstance(n.params["value"], Literal):
                 self.mat.add(id(n))
@@ -92,6 +114,33 @@ class _Planner:
             if n.op in REDUCTIONS and n.inputs[0].op == "reshape" and \
                     _trivial_reshape(n.inputs[0].inputs[0].shape, n.inputs[0].shape) is None:
                 self.mat.add(id(n.inputs[0]))
+        # A product whose only consumer is a chain of elementwise ops of its shape is computed
+        # inside the Gemm step of the chain's stored end (its epilogue).
+        self.epilogue_of: dict[int, Node] = {}
+        for n in graph.nodes:
+            if GEMM(n) and id(n) not in outs:
+                r = self._epilogue_root(n)
+                if r is not None:
+                    self.mat.discard(id(n))
+                    self.epilogue_of[id(r)] = n
+
+    def _epilogue_root(self, d: Node) -> Node | None:
+        """The one stored value that all of `d`'s consumers are inlined into, when they are
+        all elementwise of `d`'s shape (so the product is read once per output element)."""
+        roots, seen, todo = set(), set(), [d]
+        while todo:
+            for u in self.users.get(id(todo.pop()), []):
+                if not _elementwise(u) or u.shape != d.shape:
+                    return None
+                if id(u) in self.mat:
+                    roots.add(u)
+                elif id(u) not in seen:
+                    seen.add(id(u))
+                    todo.append(u)
+        if len(roots) != 1:
+            return None
+        (r,) = roots
+        return r if r.dtype == d.dtype else None
 
 
 def schedule(graph: Graph) -> Schedule:
@@ -114,6 +163,14 @@ def schedule(graph: Graph) -> Schedule:
         if n.op == "constant":
             b = buffer(n, "const")
             consts[b] = PRIMITIVES["constant"].ref(**n.params)
+            continue
+        if GEMM(n):
+            steps += _GemmBuilder(plan, buf_of, consts, buffers).build(n, buffer(n, "temp"),
+                                                                      len(steps))
+            continue
+        if id(n) in plan.epilogue_of:
+            steps += _GemmBuilder(plan, buf_of, consts, buffers).build(
+                plan.epilogue_of[id(n)], buffer(n, "temp"), len(steps), root=n)
             continue
         if not FUSIBLE(n):
             if n.op == "get":
@@ -173,6 +230,9 @@ class _KernelBuilder:
         ``(axis, scale, offset)`` per dim of `n` (axis None for a fixed index `offset`)."""
         if not root and id(n) in self.plan.mat:
             return self._load(n, imap)
+        if n.op == "dot_general":  # a Gemm epilogue's product element
+            assert imap == [(a, 1, 0) for a in range(self.rank)], imap
+            return self._intern(Expr("acc", n.dtype))
         if n.op == "constant":
             return self._intern(Expr("const", n.dtype, attrs=n.params["value"]))
         self.nodes.append(n)
@@ -237,3 +297,129 @@ class _KernelBuilder:
         e = Expr("load", n.dtype, attrs=Access(b, offset, tuple(strides)))
         return self._intern(e)
 
+
+
+def _collapse(sizes, strides) -> int | None:
+    """One stride that walks a group of axes in row-major order, or None if there is none."""
+    dims = [(n, s) for n, s in zip(sizes, strides) if n != 1]
+    if not dims or any(n == 0 for n, _ in dims):
+        return 0
+    for (_, s0), (n1, s1) in zip(dims, dims[1:]):
+        if s0 != s1 * n1:
+            return None
+    return dims[-1][1]
+
+
+def _prod(xs) -> int:
+    out = 1
+    for x in xs:
+        out *= x
+    return out
+
+
+class _GemmBuilder:
+    """A dot_general node (and its epilogue chain) -> [copy kernels...] + [Gemm]."""
+
+    def __init__(self, plan: _Planner, buf_of, consts, buffers):
+        self.plan, self.buf_of, self.consts, self.buffers = plan, buf_of, consts, buffers
+        self.steps: list = []
+
+    def _kb(self, rank: int) -> _KernelBuilder:
+        kb = _KernelBuilder(self.plan, self.buf_of, self.consts, self.buffers)
+        kb.rank = rank
+        return kb
+
+    def build(self, d: Node, out: int, k: int, root: Node | None = None) -> list:
+        (ca, cb), (ba, bb) = d.params["contract"], d.params["batch"]
+        a, b = d.inputs
+        fa = [i for i in range(a.ndim) if i not in ca and i not in ba]
+        fb = [j for j in range(b.ndim) if j not in cb and j not in bb]
+        nodes: list[Node] = []
+        opa = self._operand(a, (list(ba), fa, list(ca)), nodes, k)
+        opb = self._operand(b, (list(bb), list(cb), fb), nodes, k)
+        nodes.append(d)
+        dims = (_prod(a.shape[i] for i in ba), _prod(a.shape[i] for i in fa),
+                _prod(b.shape[j] for j in fb), _prod(a.shape[i] for i in ca))
+        groups = (range(len(ba)), range(len(ba), len(ba) + len(fa)),
+                  range(len(ba) + len(fa), d.ndim))
+        epilogue, ins, name = None, [], "gemm"
+        if root is not None:
+            kb = self._kb(d.ndim)
+            body = kb.expr(root, [(i, 1, 0) for i in range(d.ndim)], root=True)
+            epilogue = _rebase(body, d.shape, groups)
+            if epilogue is None:  # not expressible per (batch, row, col): store the product
+                self.plan.mat.add(id(d))
+                self.buf_of[id(d)] = len(self.buffers)
+                self.buffers.append(BufferInfo(d.shape, d.dtype, "temp", d.name or d.op))
+                self.steps.append(Gemm("", *dims, opa, opb, self.buf_of[id(d)], d.dtype,
+                                       list(dict.fromkeys([opa.buffer, opb.buffer])), None,
+                                       nodes, d.loc))
+                self.steps.append(_KernelBuilder(self.plan, self.buf_of, self.consts,
+                                                 self.buffers).build(root, out,
+                                                                     k + len(self.steps)))
+                return self._named(k)
+            ins, nodes = kb.inputs, nodes + list(reversed(kb.nodes))
+            name += "_" + "_".join(dict.fromkeys(n.op for n in reversed(kb.nodes)))
+        self.steps.append(Gemm(name[:40], *dims, opa, opb, out, d.dtype,
+                               list(dict.fromkeys([opa.buffer, opb.buffer, *ins])), epilogue,
+                               nodes, (root or d).loc))
+        return self._named(k)
+
+    def _named(self, k: int) -> list:
+        for i, st in enumerate(self.steps):
+            if isinstance(st, Gemm):
+                st.name = f"k{k + i}_{st.name or 'gemm'}"
+        return self.steps
+
+    def _operand(self, x: Node, groups, nodes: list, k: int) -> Operand:
+        """`x` as a strided (batch, rows, cols) matrix: in place when each group of its axes
+        has one stride, else copied by a loop kernel into that axis order."""
+        kb = self._kb(x.ndim)
+        e = kb.expr(x, [(i, 1, 0) for i in range(x.ndim)])
+        if e.kind == "load":
+            acc = e.attrs
+            st = [_collapse([x.shape[i] for i in g], [acc.strides[i] for i in g]) for g in groups]
+            if None not in st:
+                nodes += reversed(kb.nodes)
+                return Operand(acc.buffer, acc.offset, *st)
+        perm = [i for g in groups for i in g]
+        shape = tuple(x.shape[i] for i in perm)
+        kb = self._kb(len(shape))
+        imap = [None] * x.ndim
+        for pos, i in enumerate(perm):
+            imap[i] = (pos, 1, 0)
+        body = kb.expr(x, imap)
+        buf = len(self.buffers)
+        self.buffers.append(BufferInfo(shape, x.dtype, "temp", f"{x.name or x.op} (dot layout)"))
+        self.steps.append(Kernel(f"k{k + len(self.steps)}_layout", shape, body, buf, kb.inputs,
+                                 None, (), kb.nodes, x.loc))
+        sizes = [_prod(x.shape[i] for i in g) for g in groups]
+        return Operand(buf, 0, sizes[1] * sizes[2], sizes[2], 1)
+
+
+def _rebase(e: Expr, shape, groups) -> Expr | None:
+    """An epilogue body over the product's axes -> the same over (batch, row, col), or None
+    when a load's strides do not collapse per group or the body uses loop indices."""
+    memo: dict[int, Expr] = {}
+
+    def go(x: Expr):
+        if id(x) in memo:
+            return memo[id(x)]
+        if x.kind == "index":
+            raise ValueError
+        if x.kind == "load":
+            a = x.attrs
+            st = [_collapse([shape[i] for i in g], [a.strides[i] for i in g]) for g in groups]
+            if None in st:
+                raise ValueError
+            y = Expr("load", x.dtype, attrs=Access(a.buffer, a.offset, tuple(st)))
+        elif x.args:
+            y = Expr(x.kind, x.dtype, tuple(go(z) for z in x.args), x.attrs)
+        else:
+            y = x
+        memo[id(x)] = y
+        return y
+    try:
+        return go(e)
+    except ValueError:
+        return None

@@ -9,8 +9,13 @@ A `Schedule` is a list of steps over numbered buffers (row-major, contiguous):
   of loads from input buffers through affine accesses, constants, loop indices and primitive ops.
   An elementwise kernel stores the body at every point of the domain; a reduction kernel folds it
   over the `reduce_axes` of the domain into an output over the remaining axes.
-* `Extern`: a graph node the compiled code does not generate yet (matmul, gathers, sorting, control
-  flow, ...), run by its library routine on whole buffers.
+* `Gemm`: a (batched) matrix product ``C[b] = A[b] @ B[b]`` of float32/float64 operands read in
+  place through strided `Operand` layouts (so transposed operands are not copied), with an optional
+  *epilogue*: the elementwise consumers of the product (``+ bias``, an activation), an `Expr` over
+  the domain ``(batch, M, N)`` whose ``acc`` leaf is the product's element; it is applied to each
+  output element before it is stored. Code: `codegen/matmul.py`.
+* `Extern`: a graph node the compiled code does not generate yet (other dot dtypes, gathers,
+  sorting, control flow, ...), run by its library routine on whole buffers.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from ..dtypes import DType
 from ..errors import SourceLoc
 from ..ir.graph import Node
 
-__all__ = ["Expr", "Access", "Kernel", "Extern", "Schedule", "BufferInfo"]
+__all__ = ["Expr", "Access", "Kernel", "Operand", "Gemm", "Extern", "Schedule", "BufferInfo"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,8 @@ class Access:
 
 class Expr:
     """A scalar expression. `kind` is ``load`` (attrs: Access), ``const`` (attrs: value),
-    ``index`` (attrs: (axis, scale, offset)), or a primitive name (attrs: its params)."""
+    ``index`` (attrs: (axis, scale, offset)), ``acc`` (a `Gemm` epilogue's product element), or
+    a primitive name (attrs: its params)."""
 
     __slots__ = ("kind", "dtype", "args", "attrs", "_key")
 
@@ -75,6 +81,62 @@ class Kernel:
     nodes: list[Node] = field(default_factory=list)  # graph nodes fused into this kernel
     loc: SourceLoc | None = None
 
+    @property
+    def work(self) -> int:
+        """Elements computed (what the runtime weighs before splitting it across threads)."""
+        n = 1
+        for d in self.domain:
+            n *= d
+        return n
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A strided matrix in a buffer: element ``(b, r, c)`` is at
+    ``offset + b*batch_stride + r*row_stride + c*col_stride`` (any stride may be 0 or negative:
+    broadcasts and reversals are read in place too)."""
+
+    buffer: int
+    offset: int
+    batch_stride: int
+    row_stride: int
+    col_stride: int
+
+
+@dataclass
+class Gemm:
+    """``out[b, i, j] = epilogue(sum_k A[b, i, k] * B[b, k, j])`` for b < batch, i < m, j < n;
+    `out` is contiguous ``(batch, m, n)``, `a` is (m x k) and `b` (k x n) per batch. Without an
+    epilogue the stored value is the sum itself. `inputs` lists the buffers read (operands first,
+    then the epilogue's loads), each once. The runtime splits the ``batch * m`` output rows across
+    threads (`outer_extent`)."""
+
+    name: str
+    batch: int
+    m: int
+    n: int
+    k: int
+    a: Operand
+    b: Operand
+    out: int
+    dtype: DType
+    inputs: list[int]
+    epilogue: Expr | None = None
+    nodes: list[Node] = field(default_factory=list)
+    loc: SourceLoc | None = None
+
+    @property
+    def outer_extent(self) -> int:
+        return self.batch * self.m
+
+    parallel_ok = True
+
+    @property
+    def work(self) -> int:
+        """Elementwise-equivalent cost: 16 multiply-adds weigh about one element of a loop
+        kernel, so a product is split across threads from about 2^20 multiply-adds on."""
+        return self.batch * self.m * self.n * max(self.k, 1) // 16
+
 
 @dataclass
 class Extern:
@@ -86,7 +148,7 @@ class Extern:
 @dataclass
 class Schedule:
     buffers: list[BufferInfo]
-    steps: list  # Kernel | Extern
+    steps: list  # Kernel | Gemm | Extern
     inputs: list[int]  # graph inputs -> buffers
     outputs: list[int]  # graph outputs -> buffers
     consts: dict[int, object]  # buffer -> numpy value
@@ -94,6 +156,10 @@ class Schedule:
     @property
     def kernels(self) -> list[Kernel]:
         return [s for s in self.steps if isinstance(s, Kernel)]
+
+    @property
+    def gemms(self) -> list[Gemm]:
+        return [s for s in self.steps if isinstance(s, Gemm)]
 
     def __str__(self) -> str:
         from .printer import schedule_to_text

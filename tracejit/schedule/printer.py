@@ -2,12 +2,13 @@
 
 Input: a `Schedule`. Output: text listing the buffers, then each step: a kernel with its
 iteration domain, the graph nodes fused into it (op names and source lines), the buffers it reads
-and writes and its scalar body; or an extern call.
+and writes and its scalar body; a gemm with its sizes, operand layouts and epilogue (where ``acc``
+is the product's element and loads index ``(batch, row, col)``); or an extern call.
 """
 
 from __future__ import annotations
 
-from .kernel import Expr, Extern, Kernel, Schedule
+from .kernel import Expr, Extern, Gemm, Kernel, Operand, Schedule
 
 __all__ = ["schedule_to_text"]
 
@@ -20,6 +21,8 @@ def _expr_text(e: Expr, names: dict, lines: list) -> str:
         txt = f"b{a.buffer}[{a.offset}+{list(a.strides)}.i]"
     elif e.kind == "const":
         txt = repr(e.attrs)
+    elif e.kind == "acc":
+        txt = "acc"
     elif e.kind == "index":
         axis, scale, off = e.attrs
         txt = f"i{axis}" if (scale, off) == (1, 0) else f"({scale}*i{axis}+{off})"
@@ -36,7 +39,8 @@ def _expr_text(e: Expr, names: dict, lines: list) -> str:
 
 def schedule_to_text(s: Schedule) -> str:
     out = [f"schedule: {len(s.kernels)} kernels, "
-           f"{sum(isinstance(x, Extern) for x in s.steps)} externs, {len(s.buffers)} buffers"]
+           + (f"{len(s.gemms)} gemms, " if s.gemms else "")
+           + f"{sum(isinstance(x, Extern) for x in s.steps)} externs, {len(s.buffers)} buffers"]
     for i, b in enumerate(s.buffers):
         out.append(f"  b{i}: {b.dtype.short}[{','.join(map(str, b.shape))}] {b.kind}"
                    + (f" ({b.label})" if b.label else ""))
@@ -54,6 +58,8 @@ def schedule_to_text(s: Schedule) -> str:
             body = _expr_text(st.body, {}, lines)
             out += lines
             out.append(f"      = {body}")
+        elif isinstance(st, Gemm):
+            out += _gemm_text(st)
         else:
             ins = ", ".join(f"b{b}" for b in st.inputs)
             outs = ", ".join(f"b{b}" for b in st.outputs)
@@ -61,3 +67,22 @@ def schedule_to_text(s: Schedule) -> str:
                        + (f"  ({st.node.loc})" if st.node.loc else ""))
     out.append("  return " + ", ".join(f"b{b}" for b in s.outputs))
     return "\n".join(out)
+
+
+def _operand_text(o: Operand) -> str:
+    return f"b{o.buffer}[{o.offset}+{[o.batch_stride, o.row_stride, o.col_stride]}.i]"
+
+
+def _gemm_text(g: Gemm) -> list[str]:
+    fused = ", ".join(dict.fromkeys(n.op for n in g.nodes))
+    locs = sorted({str(n.loc) for n in g.nodes if n.loc is not None})
+    out = [f"  gemm {g.name} batch={g.batch} m={g.m} n={g.n} k={g.k} {g.dtype.short}: b{g.out} <- "
+           f"A={_operand_text(g.a)}, B={_operand_text(g.b)}"
+           + "".join(f", b{b}" for b in g.inputs if b not in (g.a.buffer, g.b.buffer)),
+           f"    fuses: {fused}" + (f"  ({', '.join(locs)})" if locs else "")]
+    if g.epilogue is not None:
+        lines: list[str] = []
+        body = _expr_text(g.epilogue, {}, lines)
+        out += lines
+        out.append(f"      epilogue = {body}")
+    return out

@@ -1,0 +1,423 @@
+"""The on-disk cache of compiled machine code (`tracejit/runtime/diskcache.py`).
+
+Every test points ``TRACEJIT_CACHE_DIR`` at its own temporary directory; in-process tests also
+start from an empty in-memory cache, so that each compilation really asks the disk cache.
+"""
+
+import json
+import os
+import pathlib
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import tracejit as tj
+from tracejit.runtime import cpu, diskcache
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+IS_ROOT = hasattr(os, "getuid") and os.getuid() == 0
+
+
+def fn(x, y):
+    """Uses the math library (tanh, exp), a reduction and broadcasting: several kernels."""
+    return (tj.tanh(x * 0.5 + 1.0) * tj.exp(-y)).sum(dim=1) + x.max()
+
+
+def fn_np(x, y):
+    return (np.tanh(x * 0.5 + 1.0) * np.exp(-y)).sum(axis=1) + x.max()
+
+
+X = np.linspace(-2, 2, 24, dtype=np.float32).reshape(4, 6)
+Y = np.linspace(0, 1, 24, dtype=np.float32).reshape(4, 6)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A fresh cache directory for this test, fresh counters and an empty in-memory cache."""
+    d = tmp_path / "cache"
+    monkeypatch.setenv("TRACEJIT_CACHE_DIR", str(d))
+    monkeypatch.delenv("TRACEJIT_DISK_CACHE", raising=False)
+    monkeypatch.setattr(cpu, "_NATIVE", OrderedDict())
+    monkeypatch.setattr(diskcache, "stats", dict.fromkeys(diskcache.stats, 0))
+    return d
+
+
+def run_fn():
+    """Compiles `fn` anew (new CompiledFunction, empty in-memory cache) and checks its result."""
+    cpu._NATIVE.clear()
+    out = tj.compile(fn)(X, Y).numpy()
+    np.testing.assert_allclose(out, fn_np(X, Y), rtol=1e-5, atol=1e-6)
+    return out
+
+
+def entries(d: pathlib.Path) -> list[pathlib.Path]:
+    return sorted(p for p in d.glob("*.tjc") if not p.name.startswith(".tmp-"))
+
+
+def only_entry(d: pathlib.Path) -> pathlib.Path:
+    es = entries(d)
+    assert len(es) == 1, es
+    return es[0]
+
+
+def assert_valid(path: pathlib.Path) -> None:
+    assert diskcache.decode(path.read_bytes(), path.stem) is not None
+
+
+# -- a fresh process loads the object code instead of running LLVM -----------------------------
+
+CHILD = textwrap.dedent("""
+    import json, sys, time
+    import numpy as np
+    import tracejit as tj
+    from tracejit.runtime import cpu, diskcache
+    from tracejit.codegen import llvm as codegen
+
+    calls = {"optimize": 0, "build_module": 0}
+    def counted(name, f):
+        def wrapper(*a, **k):
+            calls[name] += 1
+            return f(*a, **k)
+        return wrapper
+    cpu._optimize = counted("optimize", cpu._optimize)
+    codegen.build_module = counted("build_module", codegen.build_module)
+
+    start = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
+    while time.time() < start:  # concurrent writers: start compiling together
+        time.sleep(0.001)
+
+    def fn(x, y):
+        return (tj.tanh(x * 0.5 + 1.0) * tj.exp(-y)).sum(dim=1) + x.max()
+    x = np.linspace(-2, 2, 24, dtype=np.float32).reshape(4, 6)
+    y = np.linspace(0, 1, 24, dtype=np.float32).reshape(4, 6)
+    f = tj.compile(fn)
+    out = f(x, y).numpy()
+    res = {"out": out.tolist(), "stats": dict(diskcache.stats), "calls": dict(calls)}
+    res["llvm_has_kernels"] = "define" in f.lower(x, y).as_text("llvm")
+    res["calls_with_text"] = dict(calls)
+    print(json.dumps(res))
+""")
+
+
+def child(cache_dir, *args) -> subprocess.Popen:
+    env = dict(os.environ, TRACEJIT_CACHE_DIR=str(cache_dir), PYTHONPATH=str(ROOT))
+    env.pop("TRACEJIT_DISK_CACHE", None)
+    return subprocess.Popen([sys.executable, "-c", CHILD, *map(str, args)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def result(p: subprocess.Popen) -> dict:
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_fresh_process_reuses_entry_without_llvm(tmp_path):
+    d = tmp_path / "cache"
+    first = result(child(d))
+    assert first["stats"]["stores"] == 1 and first["stats"]["hits"] == 0
+    assert first["calls"]["optimize"] == 1 and first["calls"]["build_module"] == 1
+    path = only_entry(d)
+    assert_valid(path)
+
+    second = result(child(d))
+    assert second["stats"]["hits"] == 1
+    assert second["stats"]["misses"] == second["stats"]["stores"] == 0
+    assert second["calls"] == {"optimize": 0, "build_module": 0}  # no LLVM IR at all
+    # as_text("llvm") is what needs the IR: it is rebuilt then, on demand
+    assert second["calls_with_text"] == {"optimize": 1, "build_module": 1}
+    assert second["llvm_has_kernels"]
+    np.testing.assert_array_equal(second["out"], first["out"])
+    np.testing.assert_allclose(second["out"], fn_np(X, Y), rtol=1e-5, atol=1e-6)
+    assert only_entry(d) == path
+
+
+def test_concurrent_writers_leave_one_valid_entry(tmp_path):
+    d = tmp_path / "cache"
+    start = time.time() + 3.0  # after every child has imported tracejit
+    procs = [child(d, start) for _ in range(4)]
+    outs = [result(p) for p in procs]
+    for r in outs:
+        np.testing.assert_allclose(r["out"], fn_np(X, Y), rtol=1e-5, atol=1e-6)
+        assert r["stats"]["rejected"] == r["stats"]["errors"] == 0
+    path = only_entry(d)
+    assert_valid(path)
+    assert not [p for p in d.iterdir() if p.name.startswith(".tmp-")]
+    again = result(child(d))
+    assert again["stats"]["hits"] == 1 and again["calls"]["optimize"] == 0
+
+
+# -- in-process: hits, corrupt entries ----------------------------------------------------------
+
+def test_entry_written_then_hit(cache):
+    run_fn()
+    assert diskcache.stats["stores"] == 1 and diskcache.stats["misses"] == 1
+    run_fn()
+    assert diskcache.stats["hits"] == 1
+    assert cpu._NATIVE and "define" in next(iter(cpu._NATIVE.values())).llvm_ir
+
+
+def _flip(data: bytes, i: int) -> bytes:
+    b = bytearray(data)
+    b[i] ^= 0xFF
+    return bytes(b)
+
+
+CORRUPTIONS = {
+    "magic": lambda d, k: _flip(d, 0),
+    "format": lambda d, k: _flip(d, 8),
+    "digest": lambda d, k: _flip(d, 30),
+    "meta": lambda d, k: _flip(d, diskcache._HEADER.size + 3),
+    "object": lambda d, k: _flip(d, len(d) - 5),
+    "truncated": lambda d, k: d[: len(d) // 2],
+    "header only": lambda d, k: d[: diskcache._HEADER.size],
+    "appended": lambda d, k: d + b"\0",
+    "empty": lambda d, k: b"",
+    "garbage": lambda d, k: np.random.default_rng(0).bytes(len(d)),
+    "other key": lambda d, k: diskcache.encode("0" * 64, *diskcache.decode(d, k)),
+    "non-json meta": lambda d, k: _with_meta(d, k, b"\xff\xfe not json"),
+    "json list meta": lambda d, k: _with_meta(d, k, b"[1, 2]"),
+    # valid file, but its metadata names kernels this schedule does not have
+    "wrong kernels": lambda d, k: diskcache.encode(k, {"outer": {"k0_nope": [4, True]}},
+                                                   diskcache.decode(d, k)[1]),
+    # valid file whose object code lacks the kernels (an empty module's object)
+    "wrong object": lambda d, k: diskcache.encode(k, diskcache.decode(d, k)[0], _empty_object()),
+}
+
+
+def _with_meta(data: bytes, key: str, meta: bytes) -> bytes:
+    import hashlib
+    obj = diskcache.decode(data, key)[1]
+    h = diskcache._HEADER
+    return h.pack(diskcache.MAGIC, diskcache.FORMAT_VERSION, len(meta), len(obj),
+                  hashlib.sha256(meta + obj).digest()) + meta + obj
+
+
+def _empty_object() -> bytes:
+    import llvmlite.binding as llvm
+    cpu.target_machine()
+    mod = llvm.parse_assembly(f'target triple = "{cpu._TRIPLE}"\n'
+                              'define void @unrelated() {\n  ret void\n}\n')
+    return cpu.target_machine().emit_object(mod)
+
+
+@pytest.mark.parametrize("how", sorted(CORRUPTIONS))
+def test_corrupt_entry_is_rebuilt(cache, how):
+    good = run_fn()
+    path = only_entry(cache)
+    path.write_bytes(CORRUPTIONS[how](path.read_bytes(), path.stem))
+    np.testing.assert_array_equal(run_fn(), good)
+    assert diskcache.stats["rejected"] == 1 and diskcache.stats["hits"] == 0
+    assert diskcache.stats["stores"] == 2
+    assert only_entry(cache) == path
+    assert_valid(path)
+    np.testing.assert_array_equal(run_fn(), good)  # and the rebuilt entry is used
+    assert diskcache.stats["hits"] == 1
+
+
+# -- directories and files: modes, trust, errors -------------------------------------------------
+
+def test_modes_even_with_umask_zero(tmp_path, cache, monkeypatch):
+    d = tmp_path / "new" / "nested"
+    monkeypatch.setenv("TRACEJIT_CACHE_DIR", str(d))
+    old = os.umask(0)
+    try:
+        run_fn()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    assert stat.S_IMODE(only_entry(d).stat().st_mode) == 0o600
+
+
+def test_existing_directory_kept_as_is(cache):
+    cache.mkdir(mode=0o755)
+    os.chmod(cache, 0o755)  # readable by others, writable only by us: trusted
+    run_fn()
+    assert diskcache.stats["stores"] == 1
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o755
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o707, 0o777])
+def test_group_or_world_writable_directory_not_trusted(cache, mode):
+    cache.mkdir()
+    os.chmod(cache, mode)
+    with pytest.warns(RuntimeWarning, match="writable by group or others"):
+        run_fn()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once per directory, not at every compile
+        run_fn()
+    assert entries(cache) == []
+    assert diskcache.stats["stores"] == diskcache.stats["hits"] == 0
+    assert diskcache.info()["problem"] and not diskcache.info()["trusted"]
+    assert diskcache.clear() == 0
+
+
+def test_directory_of_another_user_not_trusted(cache, monkeypatch):
+    cache.mkdir(mode=0o700)
+    if IS_ROOT:
+        os.chown(cache, 4321, -1)
+    else:
+        uid = os.getuid()
+        monkeypatch.setattr(os, "getuid", lambda: uid + 1)
+    with pytest.warns(RuntimeWarning, match="owned by uid"):
+        run_fn()
+    assert entries(cache) == [] and diskcache.stats["stores"] == 0
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_directory_that_cannot_exist_degrades(cache, monkeypatch, where):
+    cache.parent.mkdir(exist_ok=True)
+    f = cache.parent / "plain-file"
+    f.write_text("not a directory")
+    monkeypatch.setenv("TRACEJIT_CACHE_DIR", str(f if where == "a file" else f / "sub"))
+    run_fn()
+    run_fn()
+    assert diskcache.stats["errors"] >= 1 and diskcache.stats["stores"] == 0
+    assert f.read_text() == "not a directory"
+
+
+def test_entry_path_is_a_directory(cache):
+    run_fn()
+    path = only_entry(cache)
+    path.unlink()
+    path.mkdir()  # neither readable as a file nor replaceable by one
+    run_fn()
+    assert diskcache.stats["errors"] >= 2 and diskcache.stats["hits"] == 0
+
+
+@pytest.mark.skipif(IS_ROOT, reason="permission bits do not stop root")
+def test_unreadable_directory_degrades(cache):
+    run_fn()
+    os.chmod(cache, 0)
+    try:
+        run_fn()
+        assert diskcache.stats["errors"] >= 1
+    finally:
+        os.chmod(cache, 0o700)
+
+
+@pytest.mark.skipif(IS_ROOT, reason="permission bits do not stop root")
+def test_unreadable_entry_degrades(cache):
+    run_fn()
+    os.chmod(only_entry(cache), 0)
+    run_fn()
+    assert diskcache.stats["errors"] >= 1
+
+
+def test_permission_denied_degrades(cache, monkeypatch):
+    """What an unreadable, unwritable directory does for a non-root user, simulated so that it
+    also runs as root: every read and write fails with PermissionError."""
+    run_fn()
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(diskcache, "open", denied, raising=False)
+    monkeypatch.setattr(diskcache.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(diskcache.os, "scandir", denied)
+    run_fn()
+    assert diskcache.stats["errors"] == 2 and diskcache.stats["hits"] == 0
+    assert diskcache.info()["problem"] and diskcache.clear() == 0
+
+
+def test_oserror_while_writing_degrades(cache, monkeypatch):
+    def fail(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(diskcache.os, "replace", fail)
+    run_fn()
+    assert diskcache.stats["errors"] == 1 and diskcache.stats["stores"] == 0
+    assert entries(cache) == [] and list(cache.iterdir()) == []  # the temp file is gone
+
+
+def test_disabled(tmp_path, cache, monkeypatch):
+    monkeypatch.setenv("TRACEJIT_DISK_CACHE", "0")
+    run_fn()
+    assert not cache.exists()
+    assert diskcache.entry_key("g", "t", "c", "f") is None
+    assert diskcache.info()["enabled"] is False
+    assert sum(diskcache.stats.values()) == 0
+
+
+def test_default_location(monkeypatch, tmp_path):
+    monkeypatch.delenv("TRACEJIT_DISK_CACHE", raising=False)
+    monkeypatch.setenv("TRACEJIT_CACHE_DIR", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert diskcache.cache_dir() == str(tmp_path / "xdg" / "tracejit")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert diskcache.cache_dir() == str(tmp_path / "home" / ".cache" / "tracejit")
+
+
+# -- the key -------------------------------------------------------------------------------------
+
+def test_key_covers_target_and_versions(cache, monkeypatch):
+    import llvmlite.binding as llvm
+    base = ("graph g() {}", "x86_64-unknown-linux-gnu", "znver4", "+avx2,+avx512f,-sse4a")
+    k = diskcache.entry_key(*base)
+    assert k == diskcache.entry_key(*base) and len(k) == 64
+    variants = [
+        (base[0] + " ", *base[1:]),
+        (base[0], "aarch64-unknown-linux-gnu", *base[2:]),
+        (*base[:2], "skylake", base[3]),
+        (*base[:3], "+avx2,-avx512f,-sse4a"),
+        (*base[:3], "+avx2,+avx512f"),
+    ]
+    keys = {diskcache.entry_key(*v) for v in variants}
+    assert len(keys) == len(variants) and k not in keys
+    others = set()
+    for module, attr, value in [(diskcache, "FORMAT_VERSION", diskcache.FORMAT_VERSION + 1),
+                                (llvm, "llvm_version_info", (1, 2, 3)),
+                                (tj, "__version__", "0.0.0"),
+                                (diskcache, "_fingerprint", "edited sources")]:
+        old = getattr(module, attr)
+        monkeypatch.setattr(module, attr, value)
+        others.add(diskcache.entry_key(*base))
+        monkeypatch.setattr(module, attr, old)
+    assert len(others) == 4 and k not in others and k not in keys
+    assert diskcache.entry_key(*base) == k
+
+
+def test_host_features_select_the_entry(cache, monkeypatch):
+    run_fn()
+    monkeypatch.setattr(cpu, "_FEATURES", cpu._FEATURES + ",-avx512f")
+    run_fn()  # a different feature string: a different entry, compiled anew
+    assert len(entries(cache)) == 2
+    assert diskcache.stats["stores"] == 2 and diskcache.stats["hits"] == 0
+
+
+# -- info / clear / CLI --------------------------------------------------------------------------
+
+def test_info_and_clear(cache):
+    i = diskcache.info()
+    assert i["dir"] == str(cache) and not i["exists"] and i["entries"] == 0
+    assert not cache.exists()  # info creates nothing
+    run_fn()
+    (cache / ".tmp-leftover.tjc").write_bytes(b"x")
+    (cache / "README").write_text("not ours")
+    i = diskcache.info()
+    assert i["exists"] and i["trusted"] and i["entries"] == 1
+    assert i["bytes"] == only_entry(cache).stat().st_size > 0
+    assert i["stats"]["stores"] == 1
+    assert diskcache.clear() == 1
+    assert sorted(p.name for p in cache.iterdir()) == ["README"]
+    assert diskcache.info()["entries"] == 0 and diskcache.clear() == 0
+
+
+def test_cli(cache, capsys):
+    from tracejit.__main__ import main
+    run_fn()
+    assert main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert str(cache) in out and "entries: 1" in out
+    assert main(["cache", "clear"]) == 0
+    assert "removed 1 entry" in capsys.readouterr().out
+    assert entries(cache) == []
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "cache" in capsys.readouterr().out
