@@ -3,9 +3,15 @@
 Run: python benchmarks/bench_cpu.py [--quick] [--plot docs/w1_scaling.png]
 
 W1 fused elementwise tanh(x*0.5+1)*sigmoid(x)+exp(-x*x), float32 2^24, with the np.copyto floor;
-W2 row softmax (4096, 1024); W3 matmul 1024^3 float32; W7 per-call overhead of a compiled
-x*2+1 on one element. Same process, same thread count; every result is checked against numpy
-before it is timed; medians after a warm-up call (compilation excluded for everyone).
+W2 row softmax (4096, 1024); W3 matmul 1024^3 float32 and float64, in GFLOP/s and as the fraction
+of numpy's OpenBLAS throughput that tracejit reaches (``--only W3`` runs it alone); W7 per-call
+overhead of a compiled x*2+1 on one element. Same process, same thread count; every result is
+checked against numpy before it is timed; medians after a warm-up call (compilation excluded for
+everyone).
+
+Threads: ``--threads N`` (else ``TRACEJIT_NUM_THREADS``, else all cores) is given to tracejit,
+OpenBLAS and the peers alike; OpenBLAS reads its variable when numpy is imported, so this script
+sets the variables before importing anything.
 
 W7 first call: latency of the first call of a compiled 784-512-512-10 MLP forward+grad
 (`tj.compile(tj.value_and_grad(loss))`, batch 64, `--w7-batch`) in a fresh process, cold (empty disk cache:
@@ -25,9 +31,26 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 
-import tracejit as tj
+def _same_threads(argv) -> None:
+    """Gives every library the thread count asked for, before any of them is imported."""
+    n = None
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            n = argv[i + 1]
+        elif a.startswith("--threads="):
+            n = a.split("=", 1)[1]
+    n = n or os.environ.get("TRACEJIT_NUM_THREADS") or str(os.cpu_count() or 1)
+    for var in ("TRACEJIT_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                "MKL_NUM_THREADS"):
+        os.environ[var] = n
+
+
+_same_threads(sys.argv)
+
+import numpy as np  # noqa: E402
+
+import tracejit as tj  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_core import machine, median_time, softmax_np, w1, w1_np  # noqa: E402
@@ -43,17 +66,19 @@ def _peers():
         pass
     try:
         import torch
-        torch.set_num_threads(os.cpu_count())
+        torch.set_num_threads(int(os.environ["TRACEJIT_NUM_THREADS"]))
         out["torch"] = torch
     except ImportError:
         pass
     return out
 
 
-def run(quick: bool):
+def run(quick: bool, only: str | None = None):
     rep = 3 if quick else 9
     P = _peers()
     rows = []
+    if only == "W3":
+        return [w3(quick, rep, dt, P) for dt in (np.float32, np.float64)]
 
     def add(name, times):
         rows.append((name, times))
@@ -102,14 +127,8 @@ def run(quick: bool):
     add("W2 softmax (4096, 1024)", t)
 
     # W3
-    m = 512 if quick else 1024
-    a = np.random.default_rng(2).standard_normal((m, m)).astype(np.float32)
-    b = np.random.default_rng(3).standard_normal((m, m)).astype(np.float32)
-    h = tj.compile(lambda p, q: p @ q)
-    np.testing.assert_allclose(h(a, b).numpy(), a @ b, rtol=1e-4, atol=1e-3)
-    t = {"tracejit": median_time(lambda: h(a, b), rep), "numpy (OpenBLAS)":
-         median_time(lambda: a @ b, rep)}
-    add(f"W3 matmul {m}^3", t)
+    for dt in (np.float32, np.float64):
+        rows.append(w3(quick, rep, dt, P))
 
     # W7 overhead
     k = tj.compile(lambda v: v * 2 + 1)
@@ -199,7 +218,9 @@ def w7_first_call(quick: bool, batch: int = 64):
         for _ in range(2 if quick else 5):
             for flags, rs in (((), warm), (("--w7-preimport",), warm_pre)):
                 r = sample(os.path.join(tmp, "cold0"), *flags)
-                assert r["stats"]["hits"] >= 1 and r["stats"]["misses"] == 0, r
+                assert r["stats"]["hits"] >= 1 and r["stats"]["misses"] == 0, (
+                    f"a warm sample missed the disk cache (tracejit's sources edited during "
+                    f"the run change the key): {r}")
                 rs.append(r)
     med = lambda rs, k: statistics.median(r[k] for r in rs)  # noqa: E731
     steady = med(cold + warm + warm_pre, "steady")
@@ -212,6 +233,32 @@ def w7_first_call(quick: bool, batch: int = 64):
         print(f"W7 first call, {name}: {first * 1e3:.1f} ms (first - steady "
               f"{(first - steady) * 1e3:.1f} ms)", flush=True)
     return res
+
+
+def w3(quick: bool, rep: int, dtype, P):
+    """W3: an (m x m) @ (m x m) product; GFLOP/s and tracejit's fraction of OpenBLAS's."""
+    m = 512 if quick else 1024
+    a = np.random.default_rng(2).standard_normal((m, m)).astype(dtype)
+    b = np.random.default_rng(3).standard_normal((m, m)).astype(dtype)
+    h = tj.compile(lambda p, q: p @ q)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(h(a, b).numpy(), a @ b, rtol=tol, atol=tol * m)
+    fns = {"tracejit": lambda: h(a, b), "numpy (OpenBLAS)": lambda: a @ b}
+    if "torch" in P:
+        ta, tb = P["torch"].from_numpy(a), P["torch"].from_numpy(b)
+        fns["torch"] = lambda: ta @ tb
+    t = {k: [] for k in fns}
+    for _ in range(3):  # interleaved rounds: load from other processes hits everyone alike
+        for k, fn in fns.items():
+            t[k].append(median_time(fn, rep))
+    t = {k: min(v) for k, v in t.items()}
+    gflops = {k: 2.0 * m ** 3 / v / 1e9 for k, v in t.items()}
+    name = f"W3 matmul {m}^3 {np.dtype(dtype).name}"
+    print(f"{name}: " + ", ".join(f"{k} {v * 1e3:.2f} ms = {gflops[k]:.1f} GFLOP/s"
+                                  for k, v in t.items())
+          + f"   |  tracejit reaches {gflops['tracejit'] / gflops['numpy (OpenBLAS)']:.2f} of "
+          f"OpenBLAS's throughput (threads={os.environ['TRACEJIT_NUM_THREADS']})", flush=True)
+    return name, t
 
 
 def plot(path: str):
@@ -256,10 +303,15 @@ def main(argv=None) -> int:
     ap.add_argument("--w7-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--w7-batch", type=int, default=64, help="batch size of the W7 MLP")
     ap.add_argument("--w7-preimport", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, help="threads for tracejit, OpenBLAS and the peers")
+    ap.add_argument("--only", choices=["W3"], help="run only this workload")
     args = ap.parse_args(argv)
     if args.w7_child:
         return w7_child(args.w7_preimport, args.w7_batch)
-    print(machine(), f"threads={os.environ.get('TRACEJIT_NUM_THREADS', os.cpu_count())}")
+    print(machine(), f"threads={os.environ['TRACEJIT_NUM_THREADS']}")
+    if args.only:
+        run(args.quick, args.only)
+        return 0
     if not args.w7_only:
         run(args.quick)
     w7_first_call(args.quick, args.w7_batch)

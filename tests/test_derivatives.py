@@ -257,6 +257,49 @@ def test_derivatives(inst: Instance):
     check_fd(name, hjv, h, p.xs, vs, rtol, "jvp of vjp vs finite differences of the vjp")
 
 
+# -- the derivative graphs compiled for the CPU ----------------------------------------------
+
+RTOL_CPU = 1e-9  # compiled float64 math is within a few ulp per op of numpy's
+
+
+@pytest.mark.parametrize("inst", CHOSEN, ids=[i.id for i in CHOSEN])
+def test_derivatives_compiled_for_cpu(inst: Instance):
+    """The jvp and vjp graphs of every case, optimized, fused and compiled by the LLVM backend,
+    give the interpreter's values (one compiled program per case computes both)."""
+    from tracejit.passes.pipeline import optimize
+    from tracejit.runtime.cpu import CPUProgram
+    reason = _skip_reason(inst)
+    if reason:
+        pytest.skip(reason)
+    p = Problem(inst)
+    if not p.xs or not p.G.outputs:
+        pytest.skip("no float input or no float64 output")
+    nx, nc, no = len(p.xs), len(p.consts), len(p.outs)
+
+    def both(*a):
+        xs, consts = list(a[:nx]), list(a[nx:nx + nc])
+        vs, us = list(a[nx + nc:2 * nx + nc]), list(a[2 * nx + nc:])
+        _, ts = jvp_graph(p.G, xs + consts, vs + [None] * nc)
+        _, cts = vjp_graph(p.G, xs + consts, us, wrt=[True] * nx + [False] * nc)
+        return tuple(_or_zeros(ts, p.G.outputs)) + tuple(_or_zeros(cts[:nx], xs))
+
+    rng = _rng(inst)
+    vs = [rng.standard_normal(x.shape) for x in p.xs]
+    us = [rng.standard_normal(o.shape) for o in p.outs]
+    args = p.xs + p.consts + vs + us
+    g = stage(both, args)[0]
+    want = run(g, args)
+    got = CPUProgram(optimize(g))([np.asarray(a) for a in args])
+    assert len(got) == len(want) == no + nx
+    for k, (a, b) in enumerate(zip(got, want)):
+        assert a.shape == b.shape and a.dtype == b.dtype, f"result {k}"
+        fin = np.isfinite(b)
+        np.testing.assert_array_equal(np.isfinite(a), fin, err_msg=f"result {k}: non-finite")
+        scale = max(_max_abs([b[fin]]) if fin.any() else 0.0, 1e-300)
+        np.testing.assert_allclose(a[fin], b[fin], rtol=0, atol=RTOL_CPU * scale,
+                                   err_msg=f"{inst.id}: result {k} (cpu vs interpreter)")
+
+
 # -- lower precision: the rules build graphs of the operand's dtype -------------------------
 
 LOW = [inst for inst in INSTANCES if inst.dtype in ("float32", "float16")

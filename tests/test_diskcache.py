@@ -222,6 +222,38 @@ def test_corrupt_entry_is_rebuilt(cache, how):
     assert diskcache.stats["hits"] == 1
 
 
+def test_matmul_entry_reused_and_checked(cache):
+    """Gemm steps have no metadata, but their functions must be in the object all the same."""
+    import llvmlite.binding as llvm
+
+    def mm(a, b):
+        return tj.tanh(a @ b + 1.0).sum(dim=0)
+    a = np.linspace(-1, 1, 6 * 40, dtype=np.float32).reshape(6, 40)
+    b = np.linspace(1, -1, 40 * 24, dtype=np.float32).reshape(40, 24)
+    want = np.tanh(a @ b + 1.0).sum(axis=0)
+
+    def run():
+        cpu._NATIVE.clear()
+        out = tj.compile(mm)(a, b).numpy()
+        np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-5)
+        return next(iter(cpu._NATIVE.values()))._sched
+
+    sched = run()
+    assert sched.gemms, "the schedule should have a Gemm step"
+    run()
+    assert diskcache.stats["hits"] == 1
+    path = only_entry(cache)
+    meta, _ = diskcache.decode(path.read_bytes(), path.stem)
+    cpu.target_machine()
+    stubs = "".join(f"define void @{k.name}() {{\n  ret void\n}}\n" for k in sched.kernels)
+    obj = cpu.target_machine().emit_object(
+        llvm.parse_assembly(f'target triple = "{cpu._TRIPLE}"\n' + stubs))
+    path.write_bytes(diskcache.encode(path.stem, meta, obj))  # kernels there, gemm missing
+    run()
+    assert diskcache.stats["rejected"] == 1 and diskcache.stats["hits"] == 1
+    assert_valid(path)
+
+
 # -- directories and files: modes, trust, errors -------------------------------------------------
 
 def test_modes_even_with_umask_zero(tmp_path, cache, monkeypatch):

@@ -350,19 +350,27 @@ class CompiledFunction:
 
     def _fast_call(self, args):
         """The cache-hit path for the common call: positional Tensors and arrays only."""
+        vals, key = [], []
         for a in args:
-            if type(a) not in _FAST_TYPES or (type(a) is Tensor and a._node is not None):
+            t = type(a)
+            if t is Tensor:
+                if a._node is not None:
+                    return None
+                a = a._value
+            elif t is not np.ndarray:
                 return None
-        entry = self._fast.get(_fast_key(args))
+            vals.append(a)
+            key.append(a.shape)
+            key.append(a.dtype.char)
+        entry = self._fast.get(tuple(key))
         if entry is None:
             return None
-        caps, why = entry.current_captures()
-        if why is not None:
-            return None
-        self._hits += 1
-        vals = [a._value if type(a) is Tensor else a for a in args]
-        if caps:
+        if entry.captured:
+            caps, why = entry.current_captures()
+            if why is not None:
+                return None
             vals += [c._value for c in caps]
+        self._hits += 1
         outs = entry.runner(vals)
         if entry.out_tree.kind == "leaf":
             return Tensor._wrap(outs[0])
@@ -388,9 +396,14 @@ _FAST_TYPES = (np.ndarray, Tensor)
 
 
 def _fast_key(args) -> tuple:
-    """Shapes and dtypes of positional realized arrays: enough to find the trace they take."""
-    return tuple((a._value if type(a) is Tensor else a).shape + (
-        (a._value if type(a) is Tensor else a).dtype.char,) for a in args)
+    """Shapes and dtypes of positional realized arrays: enough to find the trace they take
+    (the same key `CompiledFunction._fast_call` builds inline)."""
+    key = []
+    for a in args:
+        a = a._value if type(a) is Tensor else a
+        key.append(a.shape)
+        key.append(a.dtype.char)
+    return tuple(key)
 
 
 def _graph_name(fn) -> str:

@@ -55,6 +55,9 @@ def build_module(sched: Schedule, name: str, cpu: str, features: str) -> ir.Modu
             _KernelGen(mod, sched, st, cpu, features).emit()
         elif isinstance(st, Gemm):
             emit_gemm(mod, st, features)
+    from .entry import emit_entry, supports_entry
+    if supports_entry(sched):
+        emit_entry(mod, sched)
     return mod
 
 

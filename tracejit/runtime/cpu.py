@@ -104,6 +104,7 @@ class _Native:
         self.outer = {k.name: (k.outer_extent, k.parallel_ok) for k in sched.kernels}
         if len(objs) == 1:
             diskcache.store(dkey, {"outer": self.outer}, objs[0])
+        objs.clear()  # the engine keeps the hook (and so this list) alive
 
     def _load(self, entry) -> bool:
         """Loads a disk cache entry's object code; False (and counted) if it is not usable."""
@@ -111,6 +112,7 @@ class _Native:
             return False
         outer = entry[0].get("outer")
         names = {k.name for k in self._sched.kernels}
+        functions = names | {g.name for g in self._sched.gemms}  # every one must be defined
         if not isinstance(outer, dict) or set(outer) != names or not all(
                 isinstance(v, list) and len(v) == 2 for v in outer.values()):
             diskcache.reject()
@@ -121,7 +123,7 @@ class _Native:
         try:
             engine.add_object_file(llvm.ObjectFileRef.from_data(entry[1]))
             engine.finalize_object()
-            ok = all(engine.get_function_address(n) for n in names)
+            ok = all(engine.get_function_address(n) for n in functions)
         except RuntimeError:
             ok = False
         if not ok:
@@ -185,6 +187,19 @@ def _native(graph: Graph, sched) -> _Native:
     return nat
 
 
+_DATA_OK = None
+
+
+def _data_offset_ok() -> bool:
+    """Does a numpy array object hold its data pointer where `codegen/entry.py` reads it?"""
+    global _DATA_OK
+    if _DATA_OK is None:
+        from ..codegen.entry import DATA_OFFSET
+        a = np.empty(3)
+        _DATA_OK = ctypes.c_void_p.from_address(id(a) + DATA_OFFSET).value == a.ctypes.data
+    return _DATA_OK
+
+
 class CPUProgram:
     """A graph compiled for the host CPU."""
 
@@ -208,6 +223,44 @@ class CPUProgram:
                 self.steps.append(("k", st, proto(addr), st_par))
             else:
                 self.steps.append(("x", st, PRIMITIVES[st.node.op], False))
+        self._entry = self._make_entry()
+
+    def _make_entry(self):
+        """The one-call path for small schedules (`codegen/entry.py`): every buffer is passed as
+        the array object itself; None when the schedule has externs or a kernel large enough to
+        split across threads."""
+        from ..codegen.entry import ENTRY
+        s = self.schedule
+        if any(kind != "k" or par for kind, _, _, par in self.steps) or not _data_offset_ok():
+            return None
+        addr = self.native.engine.get_function_address(ENTRY)
+        if not addr:
+            return None
+        fn = ctypes.CFUNCTYPE(None, *([ctypes.py_object] * len(s.buffers)))(addr)
+        slots: list = [None] * len(s.buffers)
+        for b, v in s.consts.items():
+            slots[b] = v
+        self._slots = slots
+        self._in_spec = list(zip(s.inputs, self._in_dtypes))
+        written = {st.out for st in s.steps}
+        self._alloc = [(b, s.buffers[b].shape, s.buffers[b].dtype.np) for b in sorted(written)]
+        seen: set[int] = set()
+        self._out_spec = []  # (buffer, copy?): never hand out an input, a constant, or twice
+        for b in s.outputs:
+            self._out_spec.append((b, b not in written or b in seen))
+            seen.add(b)
+        return fn
+
+    def _call_entry(self, args: list):
+        objs = self._slots.copy()
+        for (b, want), a in zip(self._in_spec, args, strict=True):
+            if type(a) is not np.ndarray or a.dtype != want or not a.flags.c_contiguous:
+                return None
+            objs[b] = a
+        for b, shape, dt in self._alloc:
+            objs[b] = np.empty(shape, dt)
+        self._entry(*objs)
+        return [np.array(objs[b], copy=True) if cp else objs[b] for b, cp in self._out_spec]
 
     @property
     def asm(self) -> str:
@@ -222,6 +275,10 @@ class CPUProgram:
         return self.native.llvm_ir_unoptimized
 
     def __call__(self, args: list) -> list[np.ndarray]:
+        if self._entry is not None:
+            out = self._call_entry(args)
+            if out is not None:
+                return out
         s = self.schedule
         env: list = [None] * len(s.buffers)
         for b, a, want in zip(s.inputs, args, self._in_dtypes, strict=True):

@@ -11,6 +11,8 @@ never copied); ``iota`` becomes the loop index; reductions absorb their elementw
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from .. import dtypes as D
 from ..ir.graph import Graph, Literal, Node
 from ..primitives import PRIMITIVES
@@ -43,6 +45,34 @@ def FUSIBLE(n: Node) -> bool:
 def GEMM(n: Node) -> bool:
     """Is this node a matrix product that compiles to a `Gemm` step?"""
     return n.op == "dot_general" and n.type is not None and n.dtype in (D.float32, D.float64)
+
+
+class _Product(NamedTuple):
+    """A matrix product as a Gemm computes it: ``dot_general(a, b, contract, batch)`` is the
+    value of `node`, which is the dot itself, or a transpose of a dot that swaps its free axes
+    (``(x @ y).T``, as backward graphs have it), computed as the dot of the swapped operands."""
+
+    node: Node
+    a: Node
+    b: Node
+    contract: tuple
+    batch: tuple
+    nodes: tuple  # graph nodes it stands for
+
+
+def _product(d: Node) -> _Product:
+    return _Product(d, d.inputs[0], d.inputs[1], d.params["contract"], d.params["batch"], (d,))
+
+
+def _swapped(p: _Product, t: Node) -> _Product | None:
+    """`t` = transpose(p.node) as the product of p's operands in the other order, or None."""
+    (ca, cb), (ba, bb) = p.contract, p.batch
+    nb = len(ba)
+    nfa = p.a.ndim - len(ca) - nb
+    perm = (*range(nb), *range(nb + nfa, p.node.ndim), *range(nb, nb + nfa))
+    if tuple(t.params["perm"]) != perm:
+        return None
+    return _Product(t, p.b, p.a, (cb, ca), (bb, ba), (*p.nodes, t))
 
 
 def _elementwise(n: Node) -> bool:
@@ -114,15 +144,31 @@ class _Planner:
             if n.op in REDUCTIONS and n.inputs[0].op == "reshape" and \
                     _trivial_reshape(n.inputs[0].inputs[0].shape, n.inputs[0].shape) is None:
                 self.mat.add(id(n.inputs[0]))
+        # Gemm steps, by the node whose value they store. A product only transposed (with its
+        # free axes swapped) is computed transposed: the transpose is that product.
+        self.products: dict[int, _Product] = {id(n): _product(n) for n in graph.nodes
+                                              if GEMM(n)}
+        for n in graph.nodes:
+            us = self.users.get(id(n), [])
+            if GEMM(n) and id(n) not in outs and len(us) == 1 and us[0].op == "transpose":
+                p = _swapped(self.products[id(n)], us[0])
+                if p is not None:
+                    del self.products[id(n)]
+                    self.mat.discard(id(n))
+                    self.products[id(us[0])] = p
+                    self.mat.add(id(us[0]))
         # A product whose only consumer is a chain of elementwise ops of its shape is computed
         # inside the Gemm step of the chain's stored end (its epilogue).
-        self.epilogue_of: dict[int, Node] = {}
-        for n in graph.nodes:
-            if GEMM(n) and id(n) not in outs:
-                r = self._epilogue_root(n)
+        self.epilogue_of: dict[int, _Product] = {}
+        self.in_epilogue: set[int] = set()
+        for p in list(self.products.values()):
+            if id(p.node) not in outs:
+                r = self._epilogue_root(p.node)
                 if r is not None:
-                    self.mat.discard(id(n))
-                    self.epilogue_of[id(r)] = n
+                    self.mat.discard(id(p.node))
+                    del self.products[id(p.node)]
+                    self.epilogue_of[id(r)] = p
+                    self.in_epilogue.add(id(p.node))
 
     def _epilogue_root(self, d: Node) -> Node | None:
         """The one stored value that all of `d`'s consumers are inlined into, when they are
@@ -164,9 +210,9 @@ def schedule(graph: Graph) -> Schedule:
             b = buffer(n, "const")
             consts[b] = PRIMITIVES["constant"].ref(**n.params)
             continue
-        if GEMM(n):
-            steps += _GemmBuilder(plan, buf_of, consts, buffers).build(n, buffer(n, "temp"),
-                                                                      len(steps))
+        if id(n) in plan.products:
+            steps += _GemmBuilder(plan, buf_of, consts, buffers).build(
+                plan.products[id(n)], buffer(n, "temp"), len(steps))
             continue
         if id(n) in plan.epilogue_of:
             steps += _GemmBuilder(plan, buf_of, consts, buffers).build(
@@ -230,7 +276,7 @@ class _KernelBuilder:
         ``(axis, scale, offset)`` per dim of `n` (axis None for a fixed index `offset`)."""
         if not root and id(n) in self.plan.mat:
             return self._load(n, imap)
-        if n.op == "dot_general":  # a Gemm epilogue's product element
+        if id(n) in self.plan.in_epilogue:  # the product a Gemm epilogue transforms
             assert imap == [(a, 1, 0) for a in range(self.rank)], imap
             return self._intern(Expr("acc", n.dtype))
         if n.op == "constant":
@@ -318,7 +364,7 @@ def _prod(xs) -> int:
 
 
 class _GemmBuilder:
-    """A dot_general node (and its epilogue chain) -> [copy kernels...] + [Gemm]."""
+    """A product (and its epilogue chain) -> [operand copy kernels...] + [Gemm]."""
 
     def __init__(self, plan: _Planner, buf_of, consts, buffers):
         self.plan, self.buf_of, self.consts, self.buffers = plan, buf_of, consts, buffers
@@ -329,15 +375,15 @@ class _GemmBuilder:
         kb.rank = rank
         return kb
 
-    def build(self, d: Node, out: int, k: int, root: Node | None = None) -> list:
-        (ca, cb), (ba, bb) = d.params["contract"], d.params["batch"]
-        a, b = d.inputs
+    def build(self, p: _Product, out: int, k: int, root: Node | None = None) -> list:
+        (ca, cb), (ba, bb) = p.contract, p.batch
+        d, a, b = p.node, p.a, p.b
         fa = [i for i in range(a.ndim) if i not in ca and i not in ba]
         fb = [j for j in range(b.ndim) if j not in cb and j not in bb]
         nodes: list[Node] = []
         opa = self._operand(a, (list(ba), fa, list(ca)), nodes, k)
         opb = self._operand(b, (list(bb), list(cb), fb), nodes, k)
-        nodes.append(d)
+        nodes += p.nodes
         dims = (_prod(a.shape[i] for i in ba), _prod(a.shape[i] for i in fa),
                 _prod(b.shape[j] for j in fb), _prod(a.shape[i] for i in ca))
         groups = (range(len(ba)), range(len(ba), len(ba) + len(fa)),
@@ -360,6 +406,7 @@ class _GemmBuilder:
                 return self._named(k)
             ins, nodes = kb.inputs, nodes + list(reversed(kb.nodes))
             name += "_" + "_".join(dict.fromkeys(n.op for n in reversed(kb.nodes)))
+        dims, opa, epilogue = _fold_batch(dims, opa, opb, epilogue)
         self.steps.append(Gemm(name[:40], *dims, opa, opb, out, d.dtype,
                                list(dict.fromkeys([opa.buffer, opb.buffer, *ins])), epilogue,
                                nodes, (root or d).loc))
@@ -395,6 +442,44 @@ class _GemmBuilder:
                                  None, (), kb.nodes, x.loc))
         sizes = [_prod(x.shape[i] for i in g) for g in groups]
         return Operand(buf, 0, sizes[1] * sizes[2], sizes[2], 1)
+
+
+def _fold_batch(dims, opa: Operand, opb: Operand, epilogue):
+    """A batch over which B is broadcast (``x[b, t, :] @ w``) and along which A's rows (and the
+    epilogue's loads) continue evenly is one taller product: B is packed once, not per batch."""
+    bt, m, n, k = dims
+    if bt <= 1 or opb.batch_stride != 0:
+        return dims, opa, epilogue
+
+    def rows(batch_stride, row_stride):  # the merged row stride, or None
+        if m == 1:
+            return batch_stride
+        return row_stride if batch_stride == m * row_stride else None
+
+    ra = rows(opa.batch_stride, opa.row_stride)
+    if ra is None:
+        return dims, opa, epilogue
+    memo: dict[int, Expr] = {}
+
+    def go(x: Expr):
+        if id(x) not in memo:
+            if x.kind == "load":
+                a = x.attrs
+                r = rows(a.strides[0], a.strides[1])
+                if r is None:
+                    raise ValueError
+                memo[id(x)] = Expr("load", x.dtype, attrs=Access(a.buffer, a.offset,
+                                                                 (0, r, a.strides[2])))
+            elif x.args:
+                memo[id(x)] = Expr(x.kind, x.dtype, tuple(go(z) for z in x.args), x.attrs)
+            else:
+                memo[id(x)] = x
+        return memo[id(x)]
+    try:
+        epilogue = None if epilogue is None else go(epilogue)
+    except ValueError:
+        return dims, opa, epilogue
+    return (1, bt * m, n, k), Operand(opa.buffer, opa.offset, 0, ra, opa.col_stride), epilogue
 
 
 def _rebase(e: Expr, shape, groups) -> Expr | None:
