@@ -3,7 +3,8 @@
 Run: python benchmarks/bench_cpu.py [--quick] [--plot docs/w1_scaling.png]
 
 W1 fused elementwise tanh(x*0.5+1)*sigmoid(x)+exp(-x*x), float32 2^24, with the np.copyto floor;
-W2 row softmax (4096, 1024); W3 matmul 1024^3 float32 and float64, in GFLOP/s and as the fraction
+W2 row softmax (4096, 1024); W4 one SGD training step of a 784-512-512-10 ReLU MLP (batch 256,
+cross-entropy), compiled as one step; W3 matmul 1024^3 float32 and float64, in GFLOP/s and as the fraction
 of numpy's OpenBLAS throughput that tracejit reaches (``--only W3`` runs it alone); W7 per-call
 overhead of a compiled x*2+1 on one element. Same process, same thread count; every result is
 checked against numpy before it is timed; medians after a warm-up call (compilation excluded for
@@ -79,6 +80,8 @@ def run(quick: bool, only: str | None = None):
     rows = []
     if only == "W3":
         return [w3(quick, rep, dt, P) for dt in (np.float32, np.float64)]
+    if only == "W4":
+        return [w4(quick, rep, P)]
 
     def add(name, times):
         rows.append((name, times))
@@ -129,6 +132,9 @@ def run(quick: bool, only: str | None = None):
     # W3
     for dt in (np.float32, np.float64):
         rows.append(w3(quick, rep, dt, P))
+
+    # W4
+    rows.append(w4(quick, rep, P))
 
     # W7 overhead
     k = tj.compile(lambda v: v * 2 + 1)
@@ -235,6 +241,98 @@ def w7_first_call(quick: bool, batch: int = 64):
     return res
 
 
+def relu_mlp_loss(params, x, y):
+    """W4's loss: mean cross-entropy of a ReLU MLP; `y` holds class indices."""
+    w1, b1, w2, b2, w3, b3 = params
+    h = tj.relu(x @ w1 + b1)
+    h = tj.relu(h @ w2 + b2)
+    logp = tj.log_softmax(h @ w3 + b3, dim=-1)
+    return -tj.gather(logp, 1, y[:, None]).mean()
+
+
+def w4_step(params, x, y, lr):
+    """One SGD step: forward, backward and the update, all in one graph."""
+    loss, grads = tj.value_and_grad(relu_mlp_loss)(params, x, y)
+    return loss, tuple(p - lr * g for p, g in zip(params, grads))
+
+
+def w4(quick: bool, rep: int, P):
+    """W4: the steady-state time of one compiled training step (the parameters a step returns
+    feed the next), against JAX's jitted step and PyTorch's eager step (nn.Linear, F.cross_entropy,
+    torch.optim.SGD)."""
+    batch, lr = 256, 0.01
+    params, x, _ = _mlp_inputs(batch)
+    y = np.random.default_rng(3).integers(0, MLP_SIZES[-1], batch).astype(np.int64)
+    step = tj.compile(w4_step)
+    loss, new = step(params, x, y, lr)
+    ref = _relu_mlp_np(params, x, y)
+    assert abs(float(loss) - ref) < 1e-4 * max(1.0, abs(ref)), (float(loss), ref)
+    state = {"p": params}
+
+    def run_tj():
+        state["p"] = step(state["p"], x, y, lr)[1]
+    t = {"tracejit": median_time(run_tj, rep)}
+    if "jax" in P:
+        jax, jnp = P["jax"]
+
+        def jloss(ps, x, y):
+            w1, b1, w2, b2, w3, b3 = ps
+            h = jax.nn.relu(x @ w1 + b1)
+            h = jax.nn.relu(h @ w2 + b2)
+            logp = jax.nn.log_softmax(h @ w3 + b3, axis=-1)
+            return -jnp.take_along_axis(logp, y[:, None], axis=1).mean()
+
+        @jax.jit
+        def jstep(ps, x, y):
+            loss, g = jax.value_and_grad(jloss)(ps, x, y)
+            return loss, tuple(p - lr * d for p, d in zip(ps, g))
+        jstate = {"p": tuple(jnp.asarray(p) for p in params)}
+        jx, jy = jnp.asarray(x), jnp.asarray(y)
+        jl, _ = jstep(jstate["p"], jx, jy)
+        assert abs(float(jl) - ref) < 1e-4 * max(1.0, abs(ref))
+
+        def run_jax():
+            jstate["p"] = jstep(jstate["p"], jx, jy)[1]
+            jax.block_until_ready(jstate["p"])
+        run_jax()
+        t["jax"] = median_time(run_jax, rep)
+    if "torch" in P:
+        torch = P["torch"]
+        model = torch.nn.Sequential(
+            torch.nn.Linear(784, 512), torch.nn.ReLU(), torch.nn.Linear(512, 512),
+            torch.nn.ReLU(), torch.nn.Linear(512, 10))
+        with torch.no_grad():
+            for lin, (w, b) in zip([model[0], model[2], model[4]],
+                                   zip(params[0::2], params[1::2])):
+                lin.weight.copy_(torch.from_numpy(w.T.copy()))
+                lin.bias.copy_(torch.from_numpy(b))
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+        def run_torch():
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(tx), ty)
+            loss.backward()
+            opt.step()
+            return loss
+        assert abs(float(run_torch()) - ref) < 1e-4 * max(1.0, abs(ref))
+        t["torch"] = median_time(run_torch, rep)
+    name = f"W4 MLP train step 784-512-512-10, batch {batch}"
+    print(f"{name}: " + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in t.items()) + "   |  "
+          + ", ".join(f"tracejit/{k} = {t['tracejit'] / v:.2f}x" for k, v in t.items()
+                      if k != "tracejit"), flush=True)
+    return name, t
+
+
+def _relu_mlp_np(params, x, y) -> float:
+    w1, b1, w2, b2, w3, b3 = (p.astype(np.float64) for p in params)
+    h = np.maximum(np.maximum(x @ w1 + b1, 0) @ w2 + b2, 0)
+    z = h @ w3 + b3
+    z = z - z.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    return float(-logp[np.arange(len(y)), y].mean())
+
+
 def w3(quick: bool, rep: int, dtype, P):
     """W3: an (m x m) @ (m x m) product; GFLOP/s and tracejit's fraction of OpenBLAS's."""
     m = 512 if quick else 1024
@@ -304,7 +402,7 @@ def main(argv=None) -> int:
     ap.add_argument("--w7-batch", type=int, default=64, help="batch size of the W7 MLP")
     ap.add_argument("--w7-preimport", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, help="threads for tracejit, OpenBLAS and the peers")
-    ap.add_argument("--only", choices=["W3"], help="run only this workload")
+    ap.add_argument("--only", choices=["W3", "W4"], help="run only this workload")
     args = ap.parse_args(argv)
     if args.w7_child:
         return w7_child(args.w7_preimport, args.w7_batch)

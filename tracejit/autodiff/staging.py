@@ -49,7 +49,7 @@ class Staged:
         if not self.value_dependent:
             if self._compiled is None:
                 from ..jit import compile
-                self._compiled = compile(self.impl, device="interpreter")
+                self._compiled = compile(self.impl)  # the default device
                 self._compiled._graph_name = self.name
             try:
                 return self._compiled(*args, **kwargs)

@@ -220,6 +220,14 @@ def identity_value(op: str, dt: D.DType, ty):
 
 
 def reduce_combine(b, op: str, dt: D.DType, acc, v):
+    if op in ("max", "min") and dt.is_floating_point:
+        # llvm.maximum/minimum propagate NaN like np.max, and unlike a compare-and-select chain
+        # the loop vectorizer recognizes them as a reduction
+        name = f"llvm.{'maximum' if op == 'max' else 'minimum'}.{_suffix(acc.type)}"
+        mod = b.block.function.module
+        fn = mod.globals.get(name) or ir.Function(
+            mod, ir.FunctionType(acc.type, [acc.type, acc.type]), name)
+        return b.call(fn, [acc, v])
     if op in ("max", "min"):
         return _max_min(b, dt, acc, v, op == "max")
     if dt.is_bool:

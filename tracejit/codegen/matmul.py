@@ -3,7 +3,8 @@
 Input: a `Gemm` (static batch, M, N, K; strided operands; optional epilogue `Expr`) and the
 host CPU's feature string. Output: in the given LLVM module,
 ``void gN(ptr noalias out, ptr noalias in0, ..., i64 lo, i64 hi)`` computing output rows
-[lo, hi) of the flattened ``batch * M`` rows (so the runtime can split it across threads), plus
+[lo, hi) of the flattened ``batch * M`` rows, or for a short and wide product column blocks
+[lo, hi) of all rows (``Gemm.col_split``), so the runtime can split it across threads; plus
 its private helpers (packing, micro-kernel, epilogue).
 
 The algorithm is the Goto/BLIS one. Per batch, per block of NC columns and KC of the contracted
@@ -63,9 +64,10 @@ def vector_bits(features: str) -> int:
 
 
 def gemm_config(itemsize: int, features: str) -> GemmConfig:
-    """Tiles sized for the register file and blocks for a 32-48 KiB L1 / >= 1 MiB L2 core: the
-    B micro-panel (KC x NR) stays in L1 across the A panels of a block, the packed A block
-    (MC x KC) in L2, the packed B block (KC x NC) in L2/L3."""
+    """Tiles sized for the register file; blocks for a core with >= 32 KiB of L1 data cache and
+    >= 1 MiB of L2: the A micro-panel (MR x KC, ~18 KiB) stays in L1 while the micro-kernel
+    sweeps the B panels, the packed B block (KC x NC, <= 768 KiB) stays in L2, and A is
+    packed MC rows at a time so that its packing does not evict the B block."""
     bits = vector_bits(features)
     lanes = bits // (8 * itemsize)
     fma = "+fma" in features.split(",")
@@ -73,11 +75,11 @@ def gemm_config(itemsize: int, features: str) -> GemmConfig:
         mr, nvec = 12, 2
     else:  # 16 registers: 12 accumulators, 2 B vectors, 1 broadcast
         mr, nvec = 6, 2
-    nr_bytes = lanes * nvec * itemsize
-    kc = max(64, (24 << 10) // nr_bytes // 8 * 8)
-    mc = max(mr, (768 << 10) // (kc * itemsize) // mr * mr)
-    nc = max(lanes * nvec, (1536 << 10) // (kc * itemsize) // nr_bytes * lanes * nvec)
-    return GemmConfig(lanes, mr, nvec, kc, mc, nc, fma=fma)
+    nr = lanes * nvec
+    kc = min(512, max(64, (18 << 10) // (mr * itemsize) // 8 * 8))
+    mc = max(mr, (96 << 10) // (kc * itemsize) // mr * mr)
+    nc = max(nr, (768 << 10) // (kc * itemsize) // nr * nr)
+    return GemmConfig(lanes, mr, nvec, kc, mc, nc, fma=fma, a_in_l1=True)
 
 
 def _balanced(total: int, block: int, mult: int) -> int:
@@ -208,30 +210,40 @@ class _GemmGen:
         self.epi_args = list(fn.args[:1 + nin])
         scratch = self._scratch(L) if g.k else None
         M, N = g.m, g.n
+        if g.col_split:  # [lo, hi) are blocks of columns of every row
+            n0, n1 = L.lin((lo, g.col_split)), L.min(L.lin((hi, g.col_split)), N)
+        else:  # [lo, hi) are rows of the (batch * M) rows
+            n0, n1 = _i64(0), _i64(N)
 
         def batch(bi):
-            r0 = b.mul(bi, _i64(M), flags=["nsw"])
-            m0 = L.max(b.sub(lo, r0), 0)
-            m1 = L.min(b.sub(hi, r0), M)
+            if g.col_split:
+                m0, m1 = _i64(0), _i64(M)
+            else:
+                r0 = b.mul(bi, _i64(M), flags=["nsw"])
+                m0 = L.max(b.sub(lo, r0), 0)
+                m1 = L.min(b.sub(hi, r0), M)
             cb = L.gep(out, L.lin((bi, M * N)), self.ty)
             if g.k == 0:
-                self._zeros(L, cb, m0, m1, bi)
+                self._zeros(L, cb, m0, m1, n0, n1, bi)
                 return
             a_base = L.gep(ptr[g.a.buffer], L.lin((bi, g.a.batch_stride), offset=g.a.offset),
                            self.ty)
             b_base = L.gep(ptr[g.b.buffer], L.lin((bi, g.b.batch_stride), offset=g.b.offset),
                            self.ty)
-            self._blocks(L, scratch, a_base, b_base, cb, bi, m0, m1)
+            self._blocks(L, scratch, a_base, b_base, cb, bi, m0, m1, n0, n1)
 
         with b.if_then(b.icmp_signed("<", lo, hi)):
-            b_first = b.sdiv(lo, _i64(M))
-            b_last = b.sdiv(b.sub(hi, _i64(1)), _i64(M))
-            L.loop(b_first, b.add(b_last, _i64(1)), 1, batch)
+            if g.col_split:
+                L.loop(0, g.batch, 1, batch)
+            else:
+                b_first = b.sdiv(lo, _i64(M))
+                b_last = b.sdiv(b.sub(hi, _i64(1)), _i64(M))
+                L.loop(b_first, b.add(b_last, _i64(1)), 1, batch)
         if scratch is not None and scratch[2]:
             self._free(L, scratch[0])
         b.ret_void()
 
-    def _blocks(self, L, scratch, a_base, b_base, cb, bi, m0, m1):
+    def _blocks(self, L, scratch, a_base, b_base, cb, bi, m0, m1, n0, n1):
         """jc (NC columns) -> pc (KC) -> pack B -> ic (MC rows) -> pack A -> jr -> ir."""
         g, cfg, b = self.g, self.cfg, L.b
         ap, bp = scratch[0], scratch[1]
@@ -239,7 +251,7 @@ class _GemmGen:
         MR, NR = cfg.mr, cfg.nr
 
         def jc_body(jc):
-            nc = L.min(self.nc, b.sub(_i64(N), jc))
+            nc = L.min(self.nc, b.sub(n1, jc))
 
             def pc_body(pc):
                 kc = L.min(self.kc, b.sub(_i64(K), pc))
@@ -272,15 +284,16 @@ class _GemmGen:
                         L.loop(0, nc, NR, lambda j: L.loop(0, mc, MR, lambda i: tile(j, i)))
                 L.loop(m0, m1, self.mc, ic_body)
             L.loop(0, K, self.kc, pc_body)
-        L.loop(0, N, self.nc, jc_body)
+        L.loop(n0, n1, self.nc, jc_body)
 
-    def _zeros(self, L, cb, m0, m1, bi):
+    def _zeros(self, L, cb, m0, m1, n0, n1, bi):
         """K == 0: the product is zero (then the epilogue, if any)."""
         b, N = L.b, self.g.n
         zero = ir.Constant(self.ty, 0.0)
-        L.loop(L.lin((m0, N)), L.lin((m1, N)), 1, lambda i: b.store(zero, L.gep(cb, i, self.ty)))
+        L.loop(m0, m1, 1, lambda i: L.loop(n0, n1, 1, lambda j: b.store(
+            zero, L.gep(cb, L.lin((i, N), (j, 1)), self.ty))))
         if self.epi is not None:
-            b.call(self.epi, self.epi_args + [bi, m0, _i64(0), b.sub(m1, m0), _i64(N)])
+            b.call(self.epi, self.epi_args + [bi, m0, n0, b.sub(m1, m0), b.sub(n1, n0)])
 
     # -- scratch -----------------------------------------------------------------------------
     def _scratch(self, L):

@@ -25,6 +25,7 @@ REDUCTIONS = {"reduce_sum": "sum", "reduce_prod": "prod", "reduce_max": "max",
               "reduce_min": "min"}
 INT_ONLY_EXTERN = {"floordiv", "rem", "pow"}  # integer forms raise or need care: run in numpy
 NEVER_FUSED = {"floordiv", "rem"}
+COL_SPLIT = 64  # a product with fewer rows than this is split across threads by columns
 RECOMPUTE_LIMIT = 6  # ops a multi-use value may cost before it is stored instead of recomputed
 
 
@@ -407,9 +408,11 @@ class _GemmBuilder:
             ins, nodes = kb.inputs, nodes + list(reversed(kb.nodes))
             name += "_" + "_".join(dict.fromkeys(n.op for n in reversed(kb.nodes)))
         dims, opa, epilogue = _fold_batch(dims, opa, opb, epilogue)
+        # few rows: threads split the columns (in blocks that every register tile divides)
+        cols = COL_SPLIT if dims[0] * dims[1] < COL_SPLIT <= dims[2] // 2 else 0
         self.steps.append(Gemm(name[:40], *dims, opa, opb, out, d.dtype,
                                list(dict.fromkeys([opa.buffer, opb.buffer, *ins])), epilogue,
-                               nodes, (root or d).loc))
+                               nodes, (root or d).loc, cols))
         return self._named(k)
 
     def _named(self, k: int) -> list:

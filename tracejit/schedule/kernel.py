@@ -109,7 +109,7 @@ class Gemm:
     `out` is contiguous ``(batch, m, n)``, `a` is (m x k) and `b` (k x n) per batch. Without an
     epilogue the stored value is the sum itself. `inputs` lists the buffers read (operands first,
     then the epilogue's loads), each once. The runtime splits the ``batch * m`` output rows across
-    threads (`outer_extent`)."""
+    threads (`outer_extent`), or the columns when there are few rows (`col_split`)."""
 
     name: str
     batch: int
@@ -124,9 +124,12 @@ class Gemm:
     epilogue: Expr | None = None
     nodes: list[Node] = field(default_factory=list)
     loc: SourceLoc | None = None
+    col_split: int = 0  # > 0: threads split the columns in blocks of this many, not the rows
 
     @property
     def outer_extent(self) -> int:
+        if self.col_split:
+            return -(-self.n // self.col_split)
         return self.batch * self.m
 
     parallel_ok = True

@@ -76,7 +76,9 @@ def _operand_text(o: Operand) -> str:
 def _gemm_text(g: Gemm) -> list[str]:
     fused = ", ".join(dict.fromkeys(n.op for n in g.nodes))
     locs = sorted({str(n.loc) for n in g.nodes if n.loc is not None})
-    out = [f"  gemm {g.name} batch={g.batch} m={g.m} n={g.n} k={g.k} {g.dtype.short}: b{g.out} <- "
+    split = f" col_split={g.col_split}" if g.col_split else ""
+    out = [f"  gemm {g.name} batch={g.batch} m={g.m} n={g.n} k={g.k}{split} {g.dtype.short}: "
+           f"b{g.out} <- "
            f"A={_operand_text(g.a)}, B={_operand_text(g.b)}"
            + "".join(f", b{b}" for b in g.inputs if b not in (g.a.buffer, g.b.buffer)),
            f"    fuses: {fused}" + (f"  ({', '.join(locs)})" if locs else "")]
