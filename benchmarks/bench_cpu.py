@@ -4,11 +4,11 @@ Run: python benchmarks/bench_cpu.py [--quick] [--plot docs/w1_scaling.png]
 
 W1 fused elementwise tanh(x*0.5+1)*sigmoid(x)+exp(-x*x), float32 2^24, with the np.copyto floor;
 W2 row softmax (4096, 1024); W4 one SGD training step of a 784-512-512-10 ReLU MLP (batch 256,
-cross-entropy), compiled as one step; W3 matmul 1024^3 float32 and float64, in GFLOP/s and as the fraction
-of numpy's OpenBLAS throughput that tracejit reaches (``--only W3`` runs it alone); W7 per-call
-overhead of a compiled x*2+1 on one element. Same process, same thread count; every result is
-checked against numpy before it is timed; medians after a warm-up call (compilation excluded for
-everyone).
+cross-entropy), compiled as one step; W3 matmul 1024^3 float32 and float64, in GFLOP/s and as
+the fraction of numpy's OpenBLAS throughput that tracejit reaches (``--only W3`` runs it alone);
+W7 per-call overhead of a compiled x*2+1 on one element. Same process, same thread count; every
+result is checked against numpy before it is timed; medians after a warm-up call (compilation
+excluded for everyone).
 
 Threads: ``--threads N`` (else ``TRACEJIT_NUM_THREADS``, else all cores) is given to tracejit,
 OpenBLAS and the peers alike; OpenBLAS reads its variable when numpy is imported, so this script

@@ -99,3 +99,87 @@ def test_schedule_text_lists_kernels_and_their_source():
     x = np.ones((4, 5), np.float32)
     text = tj.compile(lambda v: tj.softmax(v * 2, dim=1)).lower(x).as_text("schedule")
     assert "kernel" in text and "reduce max" in text and "test_cpu_backend.py" in text
+
+
+# -- row fusion (softmax-like chains) ----------------------------------------------------------
+
+def _softmax_np(x, axis=-1):
+    x = x.astype(np.float64)
+    e = np.exp(x - x.max(axis, keepdims=True))
+    return e / e.sum(axis, keepdims=True)
+
+
+def test_softmax_is_one_row_kernel_with_registers_for_max_and_sum():
+    x = rng.standard_normal((64, 300)).astype(np.float32)
+    s = sched_of(lambda v: tj.softmax(v, dim=-1), x)
+    assert len(s.steps) == 1 and len(s.row_kernels) == 1
+    r = s.row_kernels[0]
+    assert [st.reduce_op for st in r.stages] == ["max", "sum", None]
+    assert [st.out for st in r.stages][:2] == [None, None]  # max and sum never reach memory
+    assert "row kernel" in str(s) and "stage0" in str(s)
+    out = tj.compile(lambda v: tj.softmax(v, dim=-1))(x).numpy()
+    np.testing.assert_allclose(out, _softmax_np(x), rtol=3e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float32, 3e-6), (np.float64, 1e-13),
+                                        (np.float16, 2e-3)])
+@pytest.mark.parametrize("shape,dim", [((3, 4, 37), -1), ((5, 9, 16), (1, 2)), ((2, 1000), 1),
+                                       ((7, 8), -1), ((1, 64), -1)])
+def test_row_fused_chains_match_numpy(dtype, rtol, shape, dim):
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    axes = dim if isinstance(dim, tuple) else (dim,)
+
+    def f(v):
+        m = v.amax(dim=dim, keepdim=True)
+        e = tj.exp(v - m)
+        return e / e.sum(dim=dim, keepdim=True), tj.logsumexp(v, dim=dim), m
+
+    outs = tj.compile(f)(x)
+    x64 = x.astype(np.float64)
+    m = x64.max(axes, keepdims=True)
+    e = np.exp(x64 - m)
+    lse = np.log(e.sum(axes)) + m.squeeze(axes)
+    refs = (e / e.sum(axes, keepdims=True), lse, m)
+    for o, r in zip(outs, refs):
+        assert o.numpy().dtype == dtype
+        np.testing.assert_allclose(o.numpy().astype(np.float64), r, rtol=rtol,
+                                   atol=rtol * np.abs(r).max())
+
+
+def test_row_fusion_special_rows():
+    x = rng.standard_normal((6, 40)).astype(np.float32)
+    x[1, 3] = np.nan          # a NaN row stays NaN
+    x[2, :] = -np.inf         # all -inf: 0/0 -> NaN, as in numpy and PyTorch
+    x[3, 7] = np.inf          # +inf: exp(inf - inf) -> NaN
+    x[4, :] = 0               # ties
+    f = tj.compile(lambda v: tj.softmax(v, dim=-1))
+    with np.errstate(invalid="ignore"):
+        ref = _softmax_np(x)
+    np.testing.assert_allclose(f(x).numpy(), ref, rtol=3e-6, atol=1e-9, equal_nan=True)
+
+
+def test_row_fusion_keeps_reductions_read_elsewhere():
+    x = rng.standard_normal((32, 50)).astype(np.float32)
+
+    def f(v):
+        m = v.amax(-1, keepdim=True)
+        s = tj.exp(v - m).sum(-1, keepdim=True)
+        return (tj.exp(v - m) / s), m * 2, s
+
+    s = sched_of(f, x)
+    r = s.row_kernels[0]
+    assert r.stages[0].out is not None and r.stages[1].out is not None
+    a, b, c = tj.compile(f)(x)
+    m = x.max(-1, keepdims=True)
+    e = np.exp(x - m)
+    np.testing.assert_allclose(a.numpy(), e / e.sum(-1, keepdims=True), rtol=3e-6)
+    np.testing.assert_allclose(b.numpy(), 2 * m)
+    np.testing.assert_allclose(c.numpy(), e.sum(-1, keepdims=True), rtol=3e-6)
+
+
+def test_row_kernels_split_across_threads(monkeypatch):
+    monkeypatch.setattr("tracejit.runtime.cpu.PARALLEL_MIN", 1)
+    x = rng.standard_normal((301, 64)).astype(np.float32)
+    f = tj.compile(lambda v: tj.log_softmax(v, dim=-1))
+    ref = np.log(_softmax_np(x))
+    np.testing.assert_allclose(f(x).numpy(), ref, rtol=1e-5, atol=1e-6)

@@ -106,13 +106,16 @@ def test_views_are_read_in_place(dtype):
     a, b = rand(40, 30, dtype=dtype), rand(50, 40, dtype=dtype)
 
     def f(p, q):
-        return p.T @ q.T, p[::2, 1:] @ q[::-1, :29][:29], p[::-1].T[:, ::3] @ q[:14]
+        return (p.T @ q.T, p[::2, 1:] @ q[::-1, :29][:29], p[::-1].T[:, ::3] @ q[:14],
+                tj.broadcast_to(p[3], (7, 30)) @ q[:30, ::-2], q[:30, 5:6] @ p[:1])
 
     s = sched_of(f, a, b)
     assert all(isinstance(x, Gemm) for x in s.steps), str(s)
     outs = tj.compile(f)(a, b)
     a64 = a.astype(np.float64)
-    refs = (a64.T @ b.T, a64[::2, 1:] @ b[::-1, :29][:29], a64[::-1].T[:, ::3] @ b[:14])
+    refs = (a64.T @ b.T, a64[::2, 1:] @ b[::-1, :29][:29], a64[::-1].T[:, ::3] @ b[:14],
+            np.broadcast_to(a64[3], (7, 30)) @ b[:30, ::-2], b[:30, 5:6] @ a64[:1])
+    assert len(outs) == len(refs)
     for o, r in zip(outs, refs):
         check(o.numpy(), r, 40, dtype)
 
@@ -143,8 +146,9 @@ def test_backward_graph_transposed_operands(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_epilogue_bias_relu(dtype):
-    x, w, c = rand(70, 45, dtype=dtype), rand(45, 37, dtype=dtype), rand(37, dtype=dtype)
+@pytest.mark.parametrize("m,k,n", [(70, 45, 37), (33, 900, 50)])  # 1 and several K blocks
+def test_epilogue_bias_relu(dtype, m, k, n):
+    x, w, c = rand(m, k, dtype=dtype), rand(k, n, dtype=dtype), rand(n, dtype=dtype)
 
     def f(p, q, r):
         return tj.relu(p @ q + r)
@@ -157,7 +161,7 @@ def test_epilogue_bias_relu(dtype):
     epi = text[text.index("fuses: dot_general"):]
     assert "acc" in epi and "add(" in epi and "select(" in epi
     out = tj.compile(f)(x, w, c).numpy()
-    check(out, np.maximum(x.astype(np.float64) @ w + c, 0), 45, dtype)
+    check(out, np.maximum(x.astype(np.float64) @ w + c, 0), k, dtype)
     assert (out == 0).any() and (out > 0).any()
 
 
@@ -193,6 +197,12 @@ def test_epilogue_only_for_a_single_consumer_chain():
     np.testing.assert_allclose(tj.compile(g)(t, w, b).numpy(),
                                np.maximum(np.tensordot(t, w, axes=([2], [0])) + b, 0),
                                rtol=1e-5, atol=1e-6)
+    # two products meeting in one chain: one of them is the epilogue's, the other is loaded
+    v = rand(6, 5)
+    s = sched_of(lambda p, q, r: tj.tanh(p @ q + p @ r), x, w, v)
+    assert [g.epilogue is not None for g in s.gemms] == [False, True], str(s)
+    np.testing.assert_allclose(tj.compile(lambda p, q, r: tj.tanh(p @ q + p @ r))(x, w, v).numpy(),
+                               np.tanh(y + x.astype(np.float64) @ v), rtol=1e-5, atol=1e-6)
     # a dtype-changing end of chain (a comparison) is not an epilogue
     h = lambda p, q: (p @ q) > 0  # noqa: E731
     assert [g.epilogue for g in sched_of(h, x, w).gemms] == [None]
@@ -241,12 +251,14 @@ def test_vector_width_from_features():
 def test_narrower_vector_paths(monkeypatch, level):
     """The 256- and 128-bit configurations (6 x 2-vector tiles), generated and run on this CPU
     by compiling for a feature string without AVX-512 (and, for sse, without AVX)."""
-    import llvmlite.binding as llvm
     from collections import OrderedDict
+
+    import llvmlite.binding as llvm
 
     from tracejit.runtime import cpu
     cpu.target_machine()
-    off = ("avx512", "avx10", "amx") + (("avx", "fma", "f16c") if level == "sse" else ())
+    off = ("avx512", "avx10", "amx") + (("avx", "fma", "f16c", "vaes", "vpclmul")
+                                        if level == "sse" else ())
     feats = ",".join("-" + f[1:] if f[1:].startswith(off) else f
                      for f in llvm.get_host_cpu_features().flatten().split(","))
     monkeypatch.setattr(cpu, "_FEATURES", feats)
@@ -259,6 +271,8 @@ def test_narrower_vector_paths(monkeypatch, level):
             g = optimize(tj.make_graph(lambda p, q, r: tj.relu(p @ q + r))(a, b, c))
             prog = CPUProgram(g)
             want = lanes if dtype == np.float32 else lanes // 2
-            assert f"<{want} x {'float' if dtype == np.float32 else 'double'}>" in prog.llvm_ir
-            assert "<16 x float>" not in prog.llvm_ir
+            fma = "fma" if level == "avx2" else "fmuladd"
+            suffix = "f32" if dtype == np.float32 else "f64"
+            assert f"llvm.{fma}.v{want}{suffix}" in prog.llvm_ir_unoptimized
+            assert "zmm" not in prog.asm and ("ymm" in prog.asm) == (level == "avx2")
             check(prog([a, b, c])[0], np.maximum(a.astype(np.float64) @ b + c, 0), k, dtype)

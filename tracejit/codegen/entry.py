@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
-from ..schedule.kernel import Gemm, Kernel, Schedule
+from ..schedule.kernel import Gemm, Kernel, RowKernel, Schedule, step_outputs
 
 __all__ = ["emit_entry", "ENTRY", "DATA_OFFSET", "supports_entry"]
 
@@ -29,7 +29,8 @@ I64 = ir.IntType(64)
 def supports_entry(sched: Schedule) -> bool:
     """Only schedules made entirely of generated code (loop kernels and matmuls, no externs)
     get an entry function."""
-    return bool(sched.steps) and all(isinstance(s, (Kernel, Gemm)) for s in sched.steps)
+    return bool(sched.steps) and all(isinstance(s, (Kernel, Gemm, RowKernel))
+                                     for s in sched.steps)
 
 
 def emit_entry(mod: ir.Module, sched: Schedule) -> None:
@@ -38,13 +39,13 @@ def emit_entry(mod: ir.Module, sched: Schedule) -> None:
     fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [ptr] * n), name=ENTRY)
     fn.attributes.add("nounwind")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    used = sorted({x for k in sched.steps for x in [k.out, *k.inputs]})
+    used = sorted({x for k in sched.steps for x in [*step_outputs(k), *k.inputs]})
     data = {}
     for i in used:
         field = b.gep(fn.args[i], [ir.Constant(I64, DATA_OFFSET)], source_etype=ir.IntType(8))
         data[i] = b.load(field, typ=ptr)
     for k in sched.steps:
         callee = mod.get_global(k.name)
-        b.call(callee, [data[k.out], *(data[i] for i in k.inputs),
+        b.call(callee, [*(data[i] for i in step_outputs(k)), *(data[i] for i in k.inputs),
                         ir.Constant(I64, 0), ir.Constant(I64, k.outer_extent)])
     b.ret_void()

@@ -47,7 +47,7 @@ def ir_type(dt: D.DType):
 
 
 def build_module(sched: Schedule, name: str, cpu: str, features: str) -> ir.Module:
-    from ..schedule.kernel import Gemm
+    from ..schedule.kernel import Gemm, RowKernel
     from .matmul import emit_gemm
     mod = ir.Module(name=name)
     for st in sched.steps:
@@ -55,6 +55,9 @@ def build_module(sched: Schedule, name: str, cpu: str, features: str) -> ir.Modu
             _KernelGen(mod, sched, st, cpu, features).emit()
         elif isinstance(st, Gemm):
             emit_gemm(mod, st, features)
+        elif isinstance(st, RowKernel):
+            from .rows import emit_rows
+            emit_rows(mod, sched, st, cpu, features)
     from .entry import emit_entry, supports_entry
     if supports_entry(sched):
         emit_entry(mod, sched)

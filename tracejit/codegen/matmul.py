@@ -87,7 +87,8 @@ def _balanced(total: int, block: int, mult: int) -> int:
     if total <= block:
         return max(mult, -(-total // mult) * mult)
     parts = -(-total // block)
-    return -(-(-(-total // parts)) // mult) * mult
+    per_part = -(-total // parts)
+    return -(-per_part // mult) * mult
 
 
 def emit_gemm(mod: ir.Module, g: Gemm, features: str, cfg: GemmConfig | None = None):
@@ -192,7 +193,7 @@ class _GemmGen:
 
     # -- the entry point ---------------------------------------------------------------------
     def emit(self):
-        g, cfg = self.g, self.cfg
+        g = self.g
         self.micro = self._micro() if g.k else None
         self.pack_a = self._pack("a") if g.k else None
         self.pack_b = self._pack("b") if g.k else None
@@ -325,7 +326,8 @@ class _GemmGen:
     def _pack(self, which: str):
         """``pack_X(dst, src, cnt, kc)``: panels of P (MR for A, NR for B) along the `cnt`
         axis, ``dst[p*P*kc + k*P + t] = src[(p*P + t)*s_w + k*s_k]``, zeros past `cnt`. The
-        strides are constants; the copy walks the source's smaller stride innermost."""
+        strides are constants. (Walking the source's unit stride innermost instead, for a
+        row-major A, compiled to 2.5x the code and was not faster.)"""
         g, cfg = self.g, self.cfg
         if which == "a":
             s_w, s_k, P = g.a.row_stride, g.a.col_stride, cfg.mr
@@ -338,7 +340,6 @@ class _GemmGen:
         b, ty = L.b, self.ty
         dst, src, cnt, kc = fn.args
         zero = ir.Constant(ty, 0.0)
-        w_inner = abs(s_w) <= abs(s_k)
 
         def panel(p0):
             d0 = L.gep(dst, b.mul(p0, kc), ty)
@@ -349,11 +350,8 @@ class _GemmGen:
                 v = b.load(L.gep(s0, L.lin((t, s_w), (k, s_k)), ty), typ=ty)
                 b.store(v, L.gep(d0, L.lin((k, P), (t, 1)), ty))
 
-            def full():
-                if w_inner:
-                    L.loop(0, kc, 1, lambda k: L.loop(0, P, 1, lambda t: copy(k, t)))
-                else:
-                    L.loop(0, P, 1, lambda t: L.loop(0, kc, 1, lambda k: copy(k, t)))
+            def full():  # a constant-length inner loop: LLVM unrolls and vectorizes it
+                L.loop(0, kc, 1, lambda k: L.loop(0, P, 1, lambda t: copy(k, t)))
 
             def partial():
                 def row(k):

@@ -25,7 +25,7 @@ from ..errors import user_error
 from ..ir.graph import Graph
 from ..primitives import PRIMITIVES
 from ..schedule.fusion import schedule
-from ..schedule.kernel import Gemm, Kernel
+from ..schedule.kernel import Gemm, Kernel, RowKernel, step_outputs
 from . import diskcache
 
 __all__ = ["CPUProgram", "target_machine", "num_threads"]
@@ -211,11 +211,11 @@ class CPUProgram:
         self.native = nat = _native(graph, self.schedule)
         self.steps = []
         for st in self.schedule.steps:
-            if isinstance(st, (Kernel, Gemm)):  # a Gemm's extent is fixed by the schedule
+            if isinstance(st, (Kernel, Gemm, RowKernel)):  # Gemm, RowKernel: extents fixed
                 if isinstance(st, Kernel):
                     st.outer_extent, st.parallel_ok = nat.outer[st.name]
                 addr = nat.engine.get_function_address(st.name)
-                n = 1 + len(st.inputs)
+                n = len(step_outputs(st)) + len(st.inputs)
                 proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n),
                                          ctypes.c_int64, ctypes.c_int64)
                 size = st.work
@@ -242,7 +242,7 @@ class CPUProgram:
             slots[b] = v
         self._slots = slots
         self._in_spec = list(zip(s.inputs, self._in_dtypes))
-        written = {st.out for st in s.steps}
+        written = {b for st in s.steps for b in step_outputs(st)}
         self._alloc = [(b, s.buffers[b].shape, s.buffers[b].dtype.np) for b in sorted(written)]
         seen: set[int] = set()
         self._out_spec = []  # (buffer, copy?): never hand out an input, a constant, or twice
@@ -293,10 +293,11 @@ class CPUProgram:
         threads = self._threads
         for kind, st, fn, par in self.steps:
             if kind == "k":
-                info = bufs[st.out]
-                out = np.empty(info.shape, info.dtype.np)
-                env[st.out] = out
-                ptrs = [out.ctypes.data] + [env[b].ctypes.data for b in st.inputs]
+                ptrs = []
+                for b in step_outputs(st):
+                    env[b] = out = np.empty(bufs[b].shape, bufs[b].dtype.np)
+                    ptrs.append(out.ctypes.data)
+                ptrs += [env[b].ctypes.data for b in st.inputs]
                 if par and threads > 1:
                     n = st.outer_extent
                     cuts = [n * t // threads for t in range(threads + 1)]

@@ -165,7 +165,7 @@ class _Planner:
         for p in list(self.products.values()):
             if id(p.node) not in outs:
                 r = self._epilogue_root(p.node)
-                if r is not None:
+                if r is not None and id(r) not in self.epilogue_of:  # one product per epilogue
                     self.mat.discard(id(p.node))
                     del self.products[id(p.node)]
                     self.epilogue_of[id(r)] = p
@@ -242,7 +242,8 @@ def schedule(graph: Graph) -> Schedule:
         if buffers[b].kind == "temp":
             buffers[b].kind = "output"
         outputs.append(b)
-    return Schedule(buffers, steps, inputs, outputs, consts)
+    from .rows import fuse_rows
+    return fuse_rows(Schedule(buffers, steps, inputs, outputs, consts))
 
 
 class _KernelBuilder:

@@ -14,6 +14,8 @@ A `Schedule` is a list of steps over numbered buffers (row-major, contiguous):
   *epilogue*: the elementwise consumers of the product (``+ bias``, an activation), an `Expr` over
   the domain ``(batch, M, N)`` whose ``acc`` leaf is the product's element; it is applied to each
   output element before it is stored. Code: `codegen/matmul.py`.
+* `RowKernel`: consecutive kernels over one domain that reduce along, or run along, the same
+  rows, fused row by row (`schedule/rows.py`): one pass over memory for softmax-like code.
 * `Extern`: a graph node the compiled code does not generate yet (other dot dtypes, gathers,
   sorting, control flow, ...), run by its library routine on whole buffers.
 """
@@ -26,7 +28,8 @@ from ..dtypes import DType
 from ..errors import SourceLoc
 from ..ir.graph import Node
 
-__all__ = ["Expr", "Access", "Kernel", "Operand", "Gemm", "Extern", "Schedule", "BufferInfo"]
+__all__ = ["Expr", "Access", "Kernel", "Operand", "Gemm", "RowKernel", "RowStage", "Extern",
+           "Schedule", "BufferInfo", "step_outputs"]
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,61 @@ class Gemm:
 
 
 @dataclass
+class RowStage:
+    """One pass over a row of a `RowKernel`: a reduction of `body` over the row's columns (its
+    value is then a register, read by later stages as ``Expr("stage", attrs=index)``), or, with
+    `reduce_op` None, `body` stored at every element of the row. `out` is the buffer written, or
+    None for a reduction that never leaves the kernel."""
+
+    body: Expr
+    reduce_op: str | None
+    out: int | None
+
+
+@dataclass
+class RowKernel:
+    """Several kernels over one domain fused row by row: for each row (the first `n_outer` axes
+    of `domain`) the stages run in order over the row's columns (the other axes), so a row read
+    by a reduction is still in cache when the next stage reads it — softmax's max, sum and
+    normalization make one pass over memory instead of three. Outer rows are split across
+    threads."""
+
+    name: str
+    domain: tuple[int, ...]
+    n_outer: int
+    stages: list[RowStage]
+    outs: list[int]
+    inputs: list[int]
+    nodes: list[Node] = field(default_factory=list)
+    loc: SourceLoc | None = None
+    parallel_ok = True
+
+    @property
+    def out(self) -> int:
+        return self.outs[0]
+
+    @property
+    def outer_extent(self) -> int:
+        return self.domain[0] if self.n_outer else 1
+
+    @property
+    def work(self) -> int:
+        n = len(self.stages)
+        for d in self.domain:
+            n *= d
+        return n
+
+
+def step_outputs(st) -> list[int]:
+    """The buffers a step writes."""
+    if isinstance(st, RowKernel):
+        return list(st.outs)
+    if isinstance(st, Extern):
+        return list(st.outputs)
+    return [st.out]
+
+
+@dataclass
 class Extern:
     node: Node
     inputs: list[int]
@@ -163,6 +221,10 @@ class Schedule:
     @property
     def gemms(self) -> list[Gemm]:
         return [s for s in self.steps if isinstance(s, Gemm)]
+
+    @property
+    def row_kernels(self) -> list[RowKernel]:
+        return [s for s in self.steps if isinstance(s, RowKernel)]
 
     def __str__(self) -> str:
         from .printer import schedule_to_text

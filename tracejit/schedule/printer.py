@@ -8,7 +8,7 @@ is the product's element and loads index ``(batch, row, col)``); or an extern ca
 
 from __future__ import annotations
 
-from .kernel import Expr, Extern, Gemm, Kernel, Operand, Schedule
+from .kernel import Expr, Extern, Gemm, Kernel, Operand, RowKernel, Schedule
 
 __all__ = ["schedule_to_text"]
 
@@ -23,6 +23,8 @@ def _expr_text(e: Expr, names: dict, lines: list) -> str:
         txt = repr(e.attrs)
     elif e.kind == "acc":
         txt = "acc"
+    elif e.kind == "stage":
+        txt = f"stage{e.attrs}"
     elif e.kind == "index":
         axis, scale, off = e.attrs
         txt = f"i{axis}" if (scale, off) == (1, 0) else f"({scale}*i{axis}+{off})"
@@ -40,6 +42,7 @@ def _expr_text(e: Expr, names: dict, lines: list) -> str:
 def schedule_to_text(s: Schedule) -> str:
     out = [f"schedule: {len(s.kernels)} kernels, "
            + (f"{len(s.gemms)} gemms, " if s.gemms else "")
+           + (f"{len(s.row_kernels)} row kernels, " if s.row_kernels else "")
            + f"{sum(isinstance(x, Extern) for x in s.steps)} externs, {len(s.buffers)} buffers"]
     for i, b in enumerate(s.buffers):
         out.append(f"  b{i}: {b.dtype.short}[{','.join(map(str, b.shape))}] {b.kind}"
@@ -60,6 +63,8 @@ def schedule_to_text(s: Schedule) -> str:
             out.append(f"      = {body}")
         elif isinstance(st, Gemm):
             out += _gemm_text(st)
+        elif isinstance(st, RowKernel):
+            out += _rows_text(st)
         else:
             ins = ", ".join(f"b{b}" for b in st.inputs)
             outs = ", ".join(f"b{b}" for b in st.outputs)
@@ -87,4 +92,23 @@ def _gemm_text(g: Gemm) -> list[str]:
         body = _expr_text(g.epilogue, {}, lines)
         out += lines
         out.append(f"      epilogue = {body}")
+    return out
+
+
+def _rows_text(r: RowKernel) -> list[str]:
+    fused = ", ".join(dict.fromkeys(n.op for n in reversed(r.nodes)))
+    locs = sorted({str(n.loc) for n in r.nodes if n.loc is not None})
+    rows = ",".join(map(str, r.domain[:r.n_outer]))
+    cols = ",".join(map(str, r.domain[r.n_outer:]))
+    out = [f"  row kernel {r.name} over rows [{rows}] x columns [{cols}]: "
+           + ", ".join(f"b{b}" for b in r.outs) + " <- " + ", ".join(f"b{b}" for b in r.inputs),
+           f"    fuses: {fused}" + (f"  ({', '.join(locs)})" if locs else "")]
+    for j, st in enumerate(r.stages):
+        lines: list[str] = []
+        body = _expr_text(st.body, {}, lines)
+        out += lines
+        what = (f"stage{j} = {st.reduce_op} over the row of" if st.reduce_op
+                else f"stage{j}: each column")
+        dest = f" -> b{st.out}" if st.out is not None else ""
+        out.append(f"      {what} {body}{dest}")
     return out

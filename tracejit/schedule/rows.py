@@ -1,0 +1,144 @@
+"""Row fusion: a Schedule -> the same Schedule with softmax-like kernel chains fused by rows.
+
+Input: a `Schedule` from `fusion.py`. Output: the schedule with runs of consecutive kernels over
+one domain ``(rows..., columns...)`` — reductions along the columns and elementwise kernels
+that read those reductions one value per row — replaced by one `RowKernel`. Softmax is the
+model: ``max`` of a row, ``sum(exp(x - max))`` of the row, then ``exp(x - max) / sum`` for each
+element; as separate kernels each pass streams the whole array from memory, fused by rows the
+second and third passes read a row that is still in cache, and ``max`` and ``sum`` never leave
+registers unless something outside the group reads them.
+
+A kernel joins the group when it has the group's domain, its reduction (if any) is over the same
+trailing axes, and it reads the group's earlier results only as one value per row (a reduction
+result at its own row). Results of elementwise stages cannot be read back within the group.
+"""
+
+from __future__ import annotations
+
+from .kernel import Expr, Kernel, RowKernel, RowStage, Schedule, step_outputs
+
+__all__ = ["fuse_rows", "MIN_ROW"]
+
+MIN_ROW = 8  # columns: shorter rows gain nothing from the fusion (and lose vector width)
+
+
+def _trailing(k: Kernel) -> int | None:
+    """The number of row axes if `k` reduces exactly the trailing axes of its domain."""
+    n = len(k.domain) - len(k.reduce_axes)
+    if k.reduce_axes and n >= 1 and tuple(k.reduce_axes) == tuple(range(n, len(k.domain))):
+        return n
+    return None
+
+
+def _row_strides(domain, n_outer) -> tuple[int, ...]:
+    """Strides, over the whole domain, of a contiguous buffer indexed by the row axes only."""
+    out, acc = [], 1
+    for d in reversed(domain[:n_outer]):
+        out.append(acc)
+        acc *= d
+    return tuple(reversed(out)) + (0,) * (len(domain) - n_outer)
+
+
+def _loads(e: Expr, seen=None):
+    seen = set() if seen is None else seen
+    if id(e) in seen:
+        return
+    seen.add(id(e))
+    if e.kind == "load":
+        yield e
+    for a in e.args:
+        yield from _loads(a, seen)
+
+
+class _Group:
+    def __init__(self, first: Kernel, n_outer: int, buffers):
+        self.domain, self.n_outer, self.buffers = first.domain, n_outer, buffers
+        self.row = _row_strides(first.domain, n_outer)
+        self.kernels: list[Kernel] = []
+        self.reduced: dict[int, int] = {}  # reduction output buffer -> stage index
+        self.stored: set[int] = set()       # buffers written by elementwise stages
+        self.add(first)
+
+    def accepts(self, k) -> bool:
+        if not isinstance(k, Kernel) or k.domain != self.domain:
+            return False
+        if k.reduce_op is not None and _trailing(k) != self.n_outer:
+            return False
+        for ld in _loads(k.body):
+            a = ld.attrs
+            if a.buffer in self.stored:
+                return False
+            if a.buffer in self.reduced and (a.offset != 0 or tuple(a.strides) != self.row
+                                              or ld.dtype != self.buffers[a.buffer].dtype):
+                return False
+        return True
+
+    def add(self, k: Kernel) -> None:
+        if k.reduce_op is not None:
+            if k.body.dtype != self.buffers[k.out].dtype:
+                self.stored.add(k.out)  # (never read back as a register value)
+            else:
+                self.reduced[k.out] = len(self.kernels)
+        else:
+            self.stored.add(k.out)
+        self.kernels.append(k)
+
+    def useful(self) -> bool:
+        cols = 1
+        for d in self.domain[self.n_outer:]:
+            cols *= d
+        return len(self.kernels) > 1 and cols >= MIN_ROW
+
+    def build(self, needed_outside: set[int]) -> RowKernel:
+        memo: dict[int, Expr] = {}
+
+        def sub(e: Expr) -> Expr:
+            if id(e) not in memo:
+                if e.kind == "load" and e.attrs.buffer in self.reduced:
+                    memo[id(e)] = Expr("stage", e.dtype, attrs=self.reduced[e.attrs.buffer])
+                elif e.args:
+                    memo[id(e)] = Expr(e.kind, e.dtype, tuple(sub(a) for a in e.args), e.attrs)
+                else:
+                    memo[id(e)] = e
+            return memo[id(e)]
+
+        stages, outs, inputs, nodes = [], [], [], []
+        for k in self.kernels:
+            keep = k.reduce_op is None or k.out in needed_outside or k.out in self.stored
+            stages.append(RowStage(sub(k.body), k.reduce_op, k.out if keep else None))
+            if keep:
+                outs.append(k.out)
+            for b in k.inputs:
+                if b not in self.reduced and b not in inputs:
+                    inputs.append(b)
+            nodes += k.nodes
+        first = self.kernels[0]
+        name = "k" + first.name[1:].split("_", 1)[0] + "_rows_" + "_".join(
+            dict.fromkeys(k.reduce_op or "map" for k in self.kernels))
+        return RowKernel(name[:40], self.domain, self.n_outer, stages, outs, inputs, nodes,
+                         first.loc)
+
+
+def fuse_rows(s: Schedule) -> Schedule:
+    steps, i = [], 0
+    while i < len(s.steps):
+        st = s.steps[i]
+        n = _trailing(st) if isinstance(st, Kernel) and st.reduce_op is not None else None
+        if n is None:
+            steps.append(st)
+            i += 1
+            continue
+        g = _Group(st, n, s.buffers)
+        j = i + 1
+        while j < len(s.steps) and g.accepts(s.steps[j]):
+            g.add(s.steps[j])
+            j += 1
+        if not g.useful():
+            steps.append(st)
+            i += 1
+            continue
+        later = {b for x in s.steps[j:] for b in getattr(x, "inputs", [])}
+        steps.append(g.build(later | set(s.outputs)))
+        i = j
+    s.steps = steps
+    return s
