@@ -2,8 +2,12 @@
 
 Every test points ``TRACEJIT_CACHE_DIR`` at its own temporary directory; in-process tests also
 start from an empty in-memory cache, so that each compilation really asks the disk cache.
+Entries come in two kinds: with a shared library (a linker was found when storing: a hit loads
+it with ctypes, and never imports llvmlite), and object code only (no linker: MCJIT loads it);
+the `no_linker` fixture makes the second kind.
 """
 
+import hashlib
 import json
 import os
 import pathlib
@@ -38,6 +42,10 @@ X = np.linspace(-2, 2, 24, dtype=np.float32).reshape(4, 6)
 Y = np.linspace(0, 1, 24, dtype=np.float32).reshape(4, 6)
 
 
+HAVE_LINKER = bool(diskcache.find_linkers())
+needs_linker = pytest.mark.skipif(not HAVE_LINKER, reason="no system linker (cc, gcc, clang, ld)")
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     """A fresh cache directory for this test, fresh counters and an empty in-memory cache."""
@@ -47,6 +55,27 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setattr(cpu, "_NATIVE", OrderedDict())
     monkeypatch.setattr(diskcache, "stats", dict.fromkeys(diskcache.stats, 0))
     return d
+
+
+@pytest.fixture
+def no_linker(monkeypatch):
+    """As on a machine without a linker: entries hold object code only."""
+    monkeypatch.setattr(diskcache, "find_linkers", lambda: [])
+
+
+@pytest.fixture
+def dlopened(monkeypatch):
+    """The sha256 of every file the disk cache hands to the dynamic loader, taken at the moment
+    it does (what is loaded is what was checked)."""
+    seen = []
+    real = diskcache._dlopen
+
+    def spy(path):
+        with open(path, "rb") as f:
+            seen.append(hashlib.sha256(f.read()).hexdigest())
+        return real(path)
+    monkeypatch.setattr(diskcache, "_dlopen", spy)
+    return seen
 
 
 def run_fn():
@@ -71,23 +100,45 @@ def assert_valid(path: pathlib.Path) -> None:
     assert diskcache.decode(path.read_bytes(), path.stem) is not None
 
 
+def meta_of(path: pathlib.Path) -> dict:
+    return diskcache.decode(path.read_bytes(), path.stem)[0]
+
+
+def library_of(path: pathlib.Path) -> pathlib.Path:
+    return path.with_suffix(diskcache.LIB_SUFFIX)
+
+
+def assert_library_matches(path: pathlib.Path) -> str:
+    """The entry records a library, and the library file is what it records; its sha256."""
+    want = meta_of(path)["lib"]
+    data = library_of(path).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == want["sha256"] and len(data) == want["size"]
+    return want["sha256"]
+
+
+def native():
+    (nat,) = cpu._NATIVE.values()
+    return nat
+
+
 # -- a fresh process loads the object code instead of running LLVM -----------------------------
 
 CHILD = textwrap.dedent("""
-    import json, sys, time
+    import json, os, sys, time
     import numpy as np
     import tracejit as tj
     from tracejit.runtime import cpu, diskcache
-    from tracejit.codegen import llvm as codegen
 
-    calls = {"optimize": 0, "build_module": 0}
+    if os.environ.get("TJ_TEST_NO_LINKER"):
+        diskcache.find_linkers = lambda: []
+    calls = {"optimize": 0, "build_ir": 0}
     def counted(name, f):
         def wrapper(*a, **k):
             calls[name] += 1
             return f(*a, **k)
         return wrapper
     cpu._optimize = counted("optimize", cpu._optimize)
-    codegen.build_module = counted("build_module", codegen.build_module)
+    cpu._Native._compile_ir = counted("build_ir", cpu._Native._compile_ir)
 
     start = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
     while time.time() < start:  # concurrent writers: start compiling together
@@ -100,15 +151,19 @@ CHILD = textwrap.dedent("""
     f = tj.compile(fn)
     out = f(x, y).numpy()
     res = {"out": out.tolist(), "stats": dict(diskcache.stats), "calls": dict(calls)}
+    res["llvmlite"] = sorted(m for m in sys.modules if m.startswith("llvmlite."))
     res["llvm_has_kernels"] = "define" in f.lower(x, y).as_text("llvm")
     res["calls_with_text"] = dict(calls)
     print(json.dumps(res))
 """)
 
 
-def child(cache_dir, *args) -> subprocess.Popen:
+def child(cache_dir, *args, linker=True) -> subprocess.Popen:
     env = dict(os.environ, TRACEJIT_CACHE_DIR=str(cache_dir), PYTHONPATH=str(ROOT))
     env.pop("TRACEJIT_DISK_CACHE", None)
+    env.pop("TJ_TEST_NO_LINKER", None)
+    if not linker:
+        env["TJ_TEST_NO_LINKER"] = "1"
     return subprocess.Popen([sys.executable, "-c", CHILD, *map(str, args)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -119,24 +174,49 @@ def result(p: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+@needs_linker
 def test_fresh_process_reuses_entry_without_llvm(tmp_path):
     d = tmp_path / "cache"
     first = result(child(d))
     assert first["stats"]["stores"] == 1 and first["stats"]["hits"] == 0
-    assert first["calls"]["optimize"] == 1 and first["calls"]["build_module"] == 1
+    assert first["stats"]["libs_linked"] == 1
+    assert first["calls"]["optimize"] == 1 and first["calls"]["build_ir"] == 1
     path = only_entry(d)
     assert_valid(path)
+    assert_library_matches(path)
+    assert len(list(d.glob("*" + diskcache.HOST_SUFFIX))) == 1  # what LLVM said of this host
 
     second = result(child(d))
-    assert second["stats"]["hits"] == 1
+    assert second["stats"]["hits"] == second["stats"]["libs_loaded"] == 1
     assert second["stats"]["misses"] == second["stats"]["stores"] == 0
-    assert second["calls"] == {"optimize": 0, "build_module": 0}  # no LLVM IR at all
+    assert second["stats"]["libs_rejected"] == 0
+    assert second["calls"] == {"optimize": 0, "build_ir": 0}  # no LLVM IR at all
+    # ... and no LLVM: neither llvmlite.binding (LLVM itself) nor llvmlite.ir was imported
+    assert second["llvmlite"] == [], second["llvmlite"]
     # as_text("llvm") is what needs the IR: it is rebuilt then, on demand
-    assert second["calls_with_text"] == {"optimize": 1, "build_module": 1}
+    assert second["calls_with_text"] == {"optimize": 1, "build_ir": 1}
     assert second["llvm_has_kernels"]
     np.testing.assert_array_equal(second["out"], first["out"])
     np.testing.assert_allclose(second["out"], fn_np(X, Y), rtol=1e-5, atol=1e-6)
     assert only_entry(d) == path
+
+
+def test_fresh_process_without_a_linker_uses_mcjit(tmp_path):
+    d = tmp_path / "cache"
+    first = result(child(d, linker=False))
+    assert first["stats"]["stores"] == 1 and first["stats"]["libs_linked"] == 0
+    path = only_entry(d)
+    assert "lib" not in meta_of(path) and not library_of(path).exists()
+
+    second = result(child(d, linker=False))
+    assert second["stats"]["hits"] == 1 and second["stats"]["libs_loaded"] == 0
+    assert second["calls"] == {"optimize": 0, "build_ir": 0}  # object code, loaded by MCJIT
+    assert "llvmlite.binding" in second["llvmlite"]
+    np.testing.assert_array_equal(second["out"], first["out"])
+    if HAVE_LINKER:  # an entry stored without a library stays one (no linking at load time)
+        third = result(child(d))
+        assert third["stats"]["hits"] == 1 and third["stats"]["libs_linked"] == 0
+        np.testing.assert_array_equal(third["out"], first["out"])
 
 
 def test_concurrent_writers_leave_one_valid_entry(tmp_path):
@@ -152,6 +232,10 @@ def test_concurrent_writers_leave_one_valid_entry(tmp_path):
     assert not [p for p in d.iterdir() if p.name.startswith(".tmp-")]
     again = result(child(d))
     assert again["stats"]["hits"] == 1 and again["calls"]["optimize"] == 0
+    if HAVE_LINKER:  # the entry and its library are a matching pair, loaded without LLVM
+        assert_library_matches(path)
+        assert again["stats"]["libs_loaded"] == 1 and again["stats"]["libs_rejected"] == 0
+        assert again["llvmlite"] == []
 
 
 # -- in-process: hits, corrupt entries ----------------------------------------------------------
@@ -161,7 +245,20 @@ def test_entry_written_then_hit(cache):
     assert diskcache.stats["stores"] == 1 and diskcache.stats["misses"] == 1
     run_fn()
     assert diskcache.stats["hits"] == 1
-    assert cpu._NATIVE and "define" in next(iter(cpu._NATIVE.values())).llvm_ir
+    assert cpu._NATIVE and "define" in native().llvm_ir
+    if HAVE_LINKER:
+        assert diskcache.stats["libs_loaded"] == 1
+        assert native().lib is not None and native().engine is None
+        assert "tj_entry" in native().asm  # (rebuilt on demand, as the IR)
+
+
+def test_entry_without_linker_is_loaded_by_mcjit(cache, no_linker):
+    run_fn()
+    path = only_entry(cache)
+    assert "lib" not in meta_of(path) and not library_of(path).exists()
+    run_fn()
+    assert diskcache.stats["hits"] == 1 and diskcache.stats["libs_loaded"] == 0
+    assert native().engine is not None and native().lib is None
 
 
 def _flip(data: bytes, i: int) -> bytes:
@@ -187,9 +284,15 @@ CORRUPTIONS = {
     # valid file, but its metadata names kernels this schedule does not have
     "wrong kernels": lambda d, k: diskcache.encode(k, {"outer": {"k0_nope": [4, True]}},
                                                    diskcache.decode(d, k)[1]),
-    # valid file whose object code lacks the kernels (an empty module's object)
-    "wrong object": lambda d, k: diskcache.encode(k, diskcache.decode(d, k)[0], _empty_object()),
+    # valid file whose object code lacks the kernels (an empty module's object), and no library
+    # (with a library that checks out, the object is not used at all)
+    "wrong object": lambda d, k: diskcache.encode(k, _no_lib(diskcache.decode(d, k)[0]),
+                                                  _empty_object()),
 }
+
+
+def _no_lib(meta: dict) -> dict:
+    return {k: v for k, v in meta.items() if k != "lib"}
 
 
 def _with_meta(data: bytes, key: str, meta: bytes) -> bytes:
@@ -208,8 +311,13 @@ def _empty_object() -> bytes:
     return cpu.target_machine().emit_object(mod)
 
 
+@pytest.mark.parametrize("linker", [True, False], ids=["library", "object"])
 @pytest.mark.parametrize("how", sorted(CORRUPTIONS))
-def test_corrupt_entry_is_rebuilt(cache, how):
+def test_corrupt_entry_is_rebuilt(cache, monkeypatch, how, linker):
+    if not linker:
+        monkeypatch.setattr(diskcache, "find_linkers", lambda: [])
+    elif not HAVE_LINKER:
+        pytest.skip("no system linker")
     good = run_fn()
     path = only_entry(cache)
     path.write_bytes(CORRUPTIONS[how](path.read_bytes(), path.stem))
@@ -222,9 +330,14 @@ def test_corrupt_entry_is_rebuilt(cache, how):
     assert diskcache.stats["hits"] == 1
 
 
-def test_matmul_entry_reused_and_checked(cache):
-    """Gemm steps have no metadata, but their functions must be in the object all the same."""
+@pytest.mark.parametrize("what", ["object", "library"])
+def test_matmul_entry_reused_and_checked(cache, what):
+    """Gemm steps have no metadata, but their functions must be in the object (or the shared
+    library) all the same."""
     import llvmlite.binding as llvm
+
+    if what == "library" and not HAVE_LINKER:
+        pytest.skip("no system linker")
 
     def mm(a, b):
         return tj.tanh(a @ b + 1.0).sum(dim=0)
@@ -248,9 +361,15 @@ def test_matmul_entry_reused_and_checked(cache):
     stubs = "".join(f"define void @{k.name}() {{\n  ret void\n}}\n" for k in sched.kernels)
     obj = cpu.target_machine().emit_object(
         llvm.parse_assembly(f'target triple = "{cpu._TRIPLE}"\n' + stubs))
+    meta = _no_lib(meta)
+    if what == "library":  # a library that checks out (its digest is recorded), gemm missing
+        lib = diskcache.link(obj)
+        library_of(path).write_bytes(lib)
+        meta["lib"] = {"sha256": hashlib.sha256(lib).hexdigest(), "size": len(lib)}
     path.write_bytes(diskcache.encode(path.stem, meta, obj))  # kernels there, gemm missing
     run()
     assert diskcache.stats["rejected"] == 1 and diskcache.stats["hits"] == 1
+    assert diskcache.stats["libs_rejected"] == (what == "library")
     assert_valid(path)
 
 

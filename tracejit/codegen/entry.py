@@ -14,7 +14,7 @@ with the arrays as they are.
 
 from __future__ import annotations
 
-import llvmlite.ir as ir
+from typing import TYPE_CHECKING
 
 from ..schedule.kernel import Gemm, Kernel, RowKernel, Schedule, step_outputs
 
@@ -23,7 +23,8 @@ __all__ = ["emit_entry", "ENTRY", "DATA_OFFSET", "supports_entry"]
 ENTRY = "tj_entry"
 DATA_OFFSET = 16  # bytes: PyObject_HEAD (refcount, type) comes first, then `char *data`
 
-I64 = ir.IntType(64)
+if TYPE_CHECKING:  # imported where used: the runtime reads ENTRY and DATA_OFFSET on the path
+    import llvmlite.ir as ir  # of a disk cache hit, which must not load llvmlite
 
 
 def supports_entry(sched: Schedule) -> bool:
@@ -34,6 +35,9 @@ def supports_entry(sched: Schedule) -> bool:
 
 
 def emit_entry(mod: ir.Module, sched: Schedule) -> None:
+    import llvmlite.ir as ir
+
+    I64 = ir.IntType(64)
     ptr = ir.PointerType()
     n = len(sched.buffers)
     fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [ptr] * n), name=ENTRY)

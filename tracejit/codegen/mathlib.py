@@ -28,8 +28,10 @@ import pathlib
 import sys
 import sysconfig
 import threading
+from typing import TYPE_CHECKING
 
-import llvmlite.binding as llvm
+if TYPE_CHECKING:  # imported where used: the disk cache imports this module (`source_path`)
+    import llvmlite.binding as llvm  # on the path of a cache hit, which must not load LLVM
 
 __all__ = ["MATH_FUNCTIONS", "function_name", "link_into", "source_path", "source_text"]
 
@@ -101,6 +103,8 @@ def source_text() -> str:
 
 def _parsed() -> llvm.ModuleRef:
     global _master
+    import llvmlite.binding as llvm  # here: see the imports at the top
+
     text = source_text()
     with _lock:
         if _master is None:

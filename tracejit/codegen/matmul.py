@@ -11,10 +11,12 @@ The algorithm is the Goto/BLIS one. Per batch, per block of NC columns and KC of
 axis, a KC x NC block of B is *packed* into panels of NR contiguous columns; per block of MC
 rows, an MC x KC block of A is packed into panels of MR contiguous rows. Packing reads the
 operands in place through their strides (a transposed operand is packed, never copied first)
-and zero-pads the last panel, so one register-tiled micro-kernel serves every shape. The
-micro-kernel keeps an MR x NR tile of C in MR x (NR / lanes) vector registers (``<16 x float>``
-for AVX-512, built explicitly with `ir.VectorType`) and per k step loads the B panel row as
-vectors, broadcasts MR elements of A and issues ``llvm.fma`` on every accumulator. The first
+and zero-pads the last panel, so one register-tiled micro-kernel serves every shape. Inside a
+block the micro-kernel runs over the B panels for one A panel at a time (the A micro-panel stays
+in L1, the packed B block in L2; block sizes: `gemm_config`). The micro-kernel keeps an MR x NR
+tile of C in MR x (NR / lanes) vector registers (``<16 x float>`` for AVX-512, built explicitly
+with `ir.VectorType`) and per k step loads the B panel row as vectors, broadcasts MR elements
+of A and issues ``llvm.fma`` on every accumulator. The first
 K block stores the tile, later ones add to C; partial tiles at the edges go through a small
 scratch tile. After the last K block of a tile the epilogue (``+ bias``, activations) is applied
 to it while it is in L1, with the scalar lowerings of the loop kernels (`lower.py`).
@@ -51,7 +53,7 @@ class GemmConfig:
     nc: int
     unroll: int = 4
     fma: bool = True
-    a_in_l1: bool = False  # inner loop over B panels (A micro-panel reused from L1)
+    a_in_l1: bool = True  # inner loop over B panels (False: over A panels, B panel in L1)
 
     @property
     def nr(self) -> int:
@@ -79,7 +81,7 @@ def gemm_config(itemsize: int, features: str) -> GemmConfig:
     kc = min(512, max(64, (18 << 10) // (mr * itemsize) // 8 * 8))
     mc = max(mr, (96 << 10) // (kc * itemsize) // mr * mr)
     nc = max(nr, (768 << 10) // (kc * itemsize) // nr * nr)
-    return GemmConfig(lanes, mr, nvec, kc, mc, nc, fma=fma, a_in_l1=True)
+    return GemmConfig(lanes, mr, nvec, kc, mc, nc, fma=fma)
 
 
 def _balanced(total: int, block: int, mult: int) -> int:

@@ -7,7 +7,9 @@ host CPU (its real features: AVX2/AVX-512 where present) and compiled by MCJIT; 
 becomes a ctypes function (ctypes releases the GIL while native code runs); so does each
 matmul (`Gemm` step, `codegen/matmul.py`), split over its output rows. Extern steps run
 their numpy reference. Large parallel kernels are split over `TRACEJIT_NUM_THREADS` threads
-(default: all cores); small ones run inline on the calling thread.
+(default: all cores); small ones run inline on the calling thread. A module found in the disk
+cache (`diskcache.py`) is loaded from its shared library with ctypes when it has one: then
+llvmlite is never imported (`llvm` below is imported at its first use).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
-import llvmlite.binding as llvm
 import numpy as np
 
 from ..errors import user_error
@@ -30,6 +31,21 @@ from . import diskcache
 
 __all__ = ["CPUProgram", "target_machine", "num_threads"]
 
+
+class _Binding:
+    """`llvmlite.binding`, imported at its first use (it then replaces this object as `llvm`):
+    importing it loads LLVM (~20 ms), which a process whose code all comes from the disk
+    cache's shared libraries never needs."""
+
+    def __getattr__(self, name):
+        import llvmlite.binding
+
+        globals()["llvm"] = llvmlite.binding
+        return getattr(llvmlite.binding, name)
+
+
+llvm = _Binding()
+
 _lock = threading.Lock()
 _target = None
 _TRIPLE = _LAYOUT = _CPU = _FEATURES = ""
@@ -38,7 +54,12 @@ PARALLEL_MIN = 1 << 16  # elements: below this a kernel runs on the calling thre
 
 def target_machine():
     """A new target machine for the host CPU. (An MCJIT engine takes ownership of the target
-    machine it is given, so every engine gets its own.)"""
+    machine it is given, so every engine gets its own.)
+
+    Code is position-independent (``reloc="pic"``, with MCJIT's large code model): the object
+    MCJIT emits is then also what the disk cache links into a shared library, with no second
+    code generation. Measured on the W1/W2/W3/W7 kernels: the same loops, the same speed (the
+    only difference is a GOT base computed once per function, outside the loops)."""
     global _target, _TRIPLE, _LAYOUT, _CPU, _FEATURES
     with _lock:
         if _target is None:
@@ -48,10 +69,23 @@ def target_machine():
             _TRIPLE = llvm.get_process_triple()
             _target = llvm.Target.from_triple(_TRIPLE)
         tm = _target.create_target_machine(cpu=_CPU, features=_FEATURES, opt=3,
-                                           reloc="default", codemodel="jitdefault")
+                                           reloc="pic", codemodel="jitdefault")
         if not _LAYOUT:
             _LAYOUT = str(tm.target_data)
         return tm
+
+
+def _host(live: bool = False) -> tuple[str, str, str, str]:
+    """This host as the disk cache's key describes it: (triple, CPU name, feature string, LLVM
+    version). LLVM's answers once LLVM is loaded in this process (or when `live`); before that
+    the disk cache's record of LLVM's answers on this machine (`diskcache.host_record`), so that
+    a disk hit never loads LLVM; without a record, LLVM's."""
+    if _target is None and not live:
+        rec = diskcache.host_record()
+        if rec is not None:
+            return rec
+    target_machine()
+    return _TRIPLE, _CPU, _FEATURES, str(llvm.llvm_version_info)
 
 
 def num_threads() -> int:
@@ -85,16 +119,22 @@ def _optimize(mod_ref, tm):
 class _Native:
     """An optimized, loaded LLVM module: shared by every graph with the same structure.
 
-    With a `key` (the structural text), the object code comes from the disk cache when it has
-    it (`diskcache.py`): then no LLVM IR is built or optimized, and `llvm_ir` is rebuilt only if
-    asked for. Otherwise it is compiled here and stored there."""
+    With a `key` (the structural text), the machine code comes from the disk cache when it has
+    it (`diskcache.py`): from the entry's shared library, loaded with ctypes (then llvmlite is
+    not even imported), else from its object code, loaded by MCJIT; either way no LLVM IR is
+    built or optimized, and `llvm_ir` is rebuilt only if asked for. Otherwise it is compiled
+    here (MCJIT) and stored there. `address` finds a function in either."""
 
     def __init__(self, sched, name: str, key: str = ""):
         self._sched, self._name, self._ir, self._asm = sched, name, None, None
-        target_machine()  # sets _TRIPLE, _CPU, _FEATURES
-        dkey = diskcache.entry_key(key, _TRIPLE, _CPU, _FEATURES) if key else None
-        if dkey and self._load(diskcache.load(dkey)):
+        self.engine = self.lib = None  # the MCJIT engine, or the cache's shared library
+        host = _host() if key else None
+        dkey = diskcache.entry_key(key, *host) if key else None
+        if dkey and self._load(diskcache.load(dkey), dkey):
             return
+        if dkey and _host(live=True) != host:  # the cache's record of this host was stale
+            host = _host(live=True)
+            dkey = diskcache.entry_key(key, *host)
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(self.llvm_ir),
                                                  target_machine())
         objs = []
@@ -102,36 +142,52 @@ class _Native:
             self.engine.set_object_cache(lambda _mod, buf: objs.append(buf))
         self.engine.finalize_object()
         self.outer = {k.name: (k.outer_extent, k.parallel_ok) for k in sched.kernels}
-        if len(objs) == 1:
-            diskcache.store(dkey, {"outer": self.outer}, objs[0])
+        if len(objs) == 1 and diskcache.store(dkey, {"outer": self.outer}, objs[0],
+                                              self._functions()):
+            diskcache.remember_host(*host)
         objs.clear()  # the engine keeps the hook (and so this list) alive
 
-    def _load(self, entry) -> bool:
-        """Loads a disk cache entry's object code; False (and counted) if it is not usable."""
+    def _functions(self) -> set[str]:
+        """The generated functions the call path looks up: a loaded module must define all."""
+        return {st.name for st in self._sched.steps if isinstance(st, (Kernel, Gemm, RowKernel))}
+
+    def _load(self, entry, dkey: str) -> bool:
+        """Loads a disk cache entry: its shared library if it has one that loads (no LLVM),
+        else its object code with MCJIT; False (and counted) if it is not usable."""
         if entry is None:
             return False
-        outer = entry[0].get("outer")
+        meta, obj = entry
+        outer = meta.get("outer")
         names = {k.name for k in self._sched.kernels}
-        functions = names | {g.name for g in self._sched.gemms}  # every one must be defined
+        functions = self._functions()
         if not isinstance(outer, dict) or set(outer) != names or not all(
                 isinstance(v, list) and len(v) == 2 for v in outer.values()):
             diskcache.reject()
             return False
-        empty = llvm.parse_assembly(f'target triple = "{_TRIPLE}"\n'
-                                    f'target datalayout = "{_LAYOUT}"\n')
-        engine = llvm.create_mcjit_compiler(empty, target_machine())
-        try:
-            engine.add_object_file(llvm.ObjectFileRef.from_data(entry[1]))
-            engine.finalize_object()
-            ok = all(engine.get_function_address(n) for n in functions)
-        except RuntimeError:
-            ok = False
-        if not ok:
-            diskcache.reject()
-            return False
-        self.engine = engine
+        self.lib = diskcache.library(dkey, meta, obj, functions)
+        if self.lib is None:
+            tm = target_machine()  # (first: it sets _LAYOUT)
+            empty = llvm.parse_assembly(f'target triple = "{_TRIPLE}"\n'
+                                        f'target datalayout = "{_LAYOUT}"\n')
+            engine = llvm.create_mcjit_compiler(empty, tm)
+            try:
+                engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+                engine.finalize_object()
+                ok = all(engine.get_function_address(n) for n in functions)
+            except RuntimeError:
+                ok = False
+            if not ok:
+                diskcache.reject()
+                return False
+            self.engine = engine
         self.outer = {n: (int(e), bool(p)) for n, (e, p) in outer.items()}
         return True
+
+    def address(self, name: str) -> int:
+        """The address of the module's function `name` (0 if it has none)."""
+        if self.lib is not None:
+            return diskcache.symbol_address(self.lib, name)
+        return self.engine.get_function_address(name)
 
     def _compile_ir(self):
         from ..codegen.llvm import build_module, with_target_attributes
@@ -214,7 +270,7 @@ class CPUProgram:
             if isinstance(st, (Kernel, Gemm, RowKernel)):  # Gemm, RowKernel: extents fixed
                 if isinstance(st, Kernel):
                     st.outer_extent, st.parallel_ok = nat.outer[st.name]
-                addr = nat.engine.get_function_address(st.name)
+                addr = nat.address(st.name)
                 n = len(step_outputs(st)) + len(st.inputs)
                 proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n),
                                          ctypes.c_int64, ctypes.c_int64)
@@ -224,6 +280,9 @@ class CPUProgram:
             else:
                 self.steps.append(("x", st, PRIMITIVES[st.node.op], False))
         self._entry = self._make_entry()
+        from ..schedule.buffers import plan_buffers
+        self.buffer_plan = plan_buffers(self.schedule)
+        self._arenas: list = []  # free arenas of this program (one per concurrent call)
 
     def _make_entry(self):
         """The one-call path for small schedules (`codegen/entry.py`): every buffer is passed as
@@ -233,7 +292,7 @@ class CPUProgram:
         s = self.schedule
         if any(kind != "k" or par for kind, _, _, par in self.steps) or not _data_offset_ok():
             return None
-        addr = self.native.engine.get_function_address(ENTRY)
+        addr = self.native.address(ENTRY)
         if not addr:
             return None
         fn = ctypes.CFUNCTYPE(None, *([ctypes.py_object] * len(s.buffers)))(addr)
@@ -291,11 +350,29 @@ class CPUProgram:
             env[b] = v
         bufs = s.buffers
         threads = self._threads
+        plan = self.buffer_plan
+        arena = self._arenas.pop() if self._arenas else np.empty(plan.size + 64, np.uint8)
+        base = (-arena.ctypes.data) % 64
+        try:
+            return self._run(args, env, arena, base, plan.offsets, bufs, threads)
+        finally:
+            if len(self._arenas) < 4:
+                self._arenas.append(arena)
+
+    def _run(self, args, env, arena, base, offsets, bufs, threads):
+        s = self.schedule
         for kind, st, fn, par in self.steps:
             if kind == "k":
                 ptrs = []
                 for b in step_outputs(st):
-                    env[b] = out = np.empty(bufs[b].shape, bufs[b].dtype.np)
+                    info = bufs[b]
+                    if b in offsets:  # a temporary: its planned place in the arena
+                        at = base + offsets[b]
+                        out = arena[at:at + info.dtype.itemsize * int(np.prod(info.shape))]
+                        out = out.view(info.dtype.np).reshape(info.shape)
+                    else:
+                        out = np.empty(info.shape, info.dtype.np)
+                    env[b] = out
                     ptrs.append(out.ctypes.data)
                 ptrs += [env[b].ctypes.data for b in st.inputs]
                 if par and threads > 1:
@@ -320,7 +397,9 @@ class CPUProgram:
                     dt = bufs[b].dtype.np
                     if r.dtype != dt:
                         r = r.astype(dt)
-                    env[b] = r if r.flags.c_contiguous else np.ascontiguousarray(r)
+                    if not r.flags.c_contiguous or np.may_share_memory(r, arena):
+                        r = np.array(r, order="C")  # a view of a temporary: its own memory
+                    env[b] = r
         results = []
         for b in s.outputs:
             v = env[b]
