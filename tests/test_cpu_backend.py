@@ -116,6 +116,8 @@ def test_softmax_is_one_row_kernel_with_registers_for_max_and_sum():
     r = s.row_kernels[0]
     assert [st.reduce_op for st in r.stages] == ["max", "sum", None]
     assert [st.out for st in r.stages][:2] == [None, None]  # max and sum never reach memory
+    assert r.stages[1].spill == r.stages[2].out  # exp(x - max) is computed once, kept in the row
+    assert "exp" not in str(r.stages[2].body.kind) and "kept in" in str(s)
     assert "row kernel" in str(s) and "stage0" in str(s)
     out = tj.compile(lambda v: tj.softmax(v, dim=-1))(x).numpy()
     np.testing.assert_allclose(out, _softmax_np(x), rtol=3e-6, atol=1e-9)

@@ -151,7 +151,8 @@ CHILD = textwrap.dedent("""
     f = tj.compile(fn)
     out = f(x, y).numpy()
     res = {"out": out.tolist(), "stats": dict(diskcache.stats), "calls": dict(calls)}
-    res["llvmlite"] = sorted(m for m in sys.modules if m.startswith("llvmlite."))
+    res["llvmlite"] = sorted(m for m in sys.modules  # (not llvmlite itself: its version)
+                             if m.startswith(("llvmlite.binding", "llvmlite.ir")))
     res["llvm_has_kernels"] = "define" in f.lower(x, y).as_text("llvm")
     res["calls_with_text"] = dict(calls)
     print(json.dumps(res))
@@ -373,6 +374,165 @@ def test_matmul_entry_reused_and_checked(cache, what):
     assert_valid(path)
 
 
+# -- shared libraries: only ever loaded when they match their entry -------------------------------
+
+LIB_CORRUPTIONS = {
+    "flipped byte": lambda d: _flip(d, len(d) // 2),
+    "truncated": lambda d: d[: len(d) // 2],
+    "appended": lambda d: d + b"\0",
+    "empty": lambda d: b"",
+    "garbage": lambda d: np.random.default_rng(1).bytes(len(d)),
+    "missing": None,
+    # a valid library, of another module: loadable, and wrong
+    "another module": lambda d: _other_library(),
+}
+
+
+def _other_library() -> bytes:
+    import llvmlite.binding as llvm
+    cpu.target_machine()
+    mod = llvm.parse_assembly(f'target triple = "{cpu._TRIPLE}"\n'
+                              'define void @tj_entry() {\n  ret void\n}\n')
+    return diskcache.link(cpu.target_machine().emit_object(mod))
+
+
+@needs_linker
+@pytest.mark.parametrize("how", sorted(LIB_CORRUPTIONS))
+def test_corrupt_library_is_never_loaded_and_relinked(cache, monkeypatch, dlopened, how):
+    good = run_fn()
+    path = only_entry(cache)
+    lib = library_of(path)
+    digest = assert_library_matches(path)
+    assert dlopened == [digest]  # checked once, when it was stored
+    if LIB_CORRUPTIONS[how] is None:
+        lib.unlink()
+    else:
+        lib.write_bytes(LIB_CORRUPTIONS[how](lib.read_bytes()))
+    bad = hashlib.sha256(lib.read_bytes()).hexdigest() if lib.exists() else None
+    compiled = []
+    monkeypatch.setattr(cpu._Native, "_compile_ir",
+                        lambda self: compiled.append(1) or pytest.fail("compiled"))
+
+    np.testing.assert_array_equal(run_fn(), good)
+    s = diskcache.stats
+    assert s["hits"] == 1 and s["rejected"] == 0 and s["misses"] == 1  # (the first run's)
+    assert s["libs_rejected"] == 1 and s["libs_linked"] == 2 and s["libs_loaded"] == 1
+    assert compiled == []  # relinked from the entry's object: no LLVM
+    assert bad not in dlopened  # the file that did not match was never loaded
+    assert set(dlopened) == {assert_library_matches(path)} == {digest}  # (the linker is
+    assert native().lib is not None  # deterministic: the same library again)
+
+    np.testing.assert_array_equal(run_fn(), good)  # and the relinked library is used
+    assert s["libs_loaded"] == 2 and s["libs_rejected"] == 1 and s["libs_linked"] == 2
+    assert not [p for p in cache.iterdir() if p.name.startswith(".tmp-")]
+
+
+@needs_linker
+def test_corrupt_library_without_a_linker_falls_back_to_mcjit(cache, monkeypatch, dlopened):
+    good = run_fn()
+    path = only_entry(cache)
+    library_of(path).write_bytes(b"\x7fELF not really")
+    monkeypatch.setattr(diskcache, "find_linkers", lambda: [])
+    np.testing.assert_array_equal(run_fn(), good)
+    s = diskcache.stats
+    assert s["hits"] == 1 and s["libs_rejected"] == 1 and s["libs_loaded"] == 0
+    assert native().engine is not None and len(dlopened) == 1  # (at the store)
+    assert "lib" not in meta_of(path)  # rewritten: later processes go straight to MCJIT
+    np.testing.assert_array_equal(run_fn(), good)
+    assert s["hits"] == 2 and s["libs_rejected"] == 1 and len(dlopened) == 1
+
+
+@needs_linker
+def test_library_the_loader_refuses_falls_back_to_mcjit(cache, monkeypatch):
+    """E.g. a cache directory on a noexec mount: the library checks out but cannot be mapped."""
+    good = run_fn()
+
+    def refuse(path):
+        raise OSError(f"{path}: failed to map segment from shared object")
+    monkeypatch.setattr(diskcache, "_dlopen", refuse)
+    np.testing.assert_array_equal(run_fn(), good)
+    s = diskcache.stats
+    assert s["hits"] == 1 and s["libs_rejected"] == 1 and s["rejected"] == 0
+    assert native().engine is not None
+    assert not [p for p in cache.iterdir() if p.name.startswith(".tmp-")]
+
+
+@needs_linker
+def test_library_not_stored_when_it_does_not_load(cache, monkeypatch):
+    real = diskcache._dlopen
+
+    def refuse(path):
+        raise OSError(f"{path}: cannot open shared object file")
+    monkeypatch.setattr(diskcache, "_dlopen", refuse)
+    good = run_fn()
+    path = only_entry(cache)
+    assert "lib" not in meta_of(path) and not library_of(path).exists()
+    assert diskcache.stats["libs_linked"] == 0 and diskcache.stats["stores"] == 1
+    monkeypatch.setattr(diskcache, "_dlopen", real)
+    np.testing.assert_array_equal(run_fn(), good)
+    assert diskcache.stats["hits"] == 1 and native().engine is not None
+
+
+@pytest.mark.parametrize("output", ["fails", "garbage"])
+def test_linker_that_fails_leaves_object_code(cache, monkeypatch, tmp_path, output):
+    fake = tmp_path / "fake-ld"
+    fake.write_text("#!/bin/sh\n" + ("exit 1\n" if output == "fails" else
+                    'while [ "$1" != "-o" ]; do shift; done; echo junk > "$2"\n'))
+    fake.chmod(0o700)
+    monkeypatch.setattr(diskcache, "find_linkers", lambda: [[str(fake)]])
+    good = run_fn()
+    path = only_entry(cache)
+    assert "lib" not in meta_of(path) and not library_of(path).exists()
+    np.testing.assert_array_equal(run_fn(), good)
+    assert diskcache.stats["hits"] == 1 and diskcache.stats["libs_linked"] == 0
+
+
+def test_host_record(cache, monkeypatch):
+    """What LLVM said of this host, kept for processes that have not loaded LLVM: the key of a
+    hit is computed from it."""
+    monkeypatch.setattr(diskcache, "_host_seen", {})
+    if diskcache._host_fingerprint() is None:
+        pytest.skip("no host fingerprint without LLVM here (not Linux)")
+    assert diskcache.host_record() is None
+    live = cpu._host(live=True)
+    diskcache.remember_host(*live)
+    (rec,) = cache.glob("*" + diskcache.HOST_SUFFIX)
+    assert rec.stem == diskcache._host_fingerprint()
+    monkeypatch.setattr(diskcache, "_host_seen", {})  # as a new process
+    assert diskcache.host_record() == live
+    monkeypatch.setattr(cpu, "_target", None)  # as a process that has not loaded LLVM
+    assert cpu._host() == live
+    data = json.loads(rec.read_text())
+    for bad in ({**data, "fingerprint": "0" * 64}, {**data, "cpu": 7}, [1], "x"):
+        rec.write_text(json.dumps(bad))
+        monkeypatch.setattr(diskcache, "_host_seen", {})
+        assert diskcache.host_record() is None
+    rec.write_bytes(b"\xff not json")
+    monkeypatch.setattr(diskcache, "_host_seen", {})
+    assert diskcache.host_record() is None
+    monkeypatch.setattr(diskcache, "_host_fp", None)  # no way to identify the host: ask LLVM
+    assert diskcache.host_record() is None
+
+
+def test_stale_host_record_is_corrected(cache, monkeypatch):
+    """A record that disagrees with LLVM (it should not happen) only costs a compilation: the
+    entry is stored under LLVM's answers, and the record rewritten."""
+    monkeypatch.setattr(diskcache, "_host_seen", {})
+    if diskcache._host_fingerprint() is None:
+        pytest.skip("no host fingerprint without LLVM here (not Linux)")
+    live = cpu._host(live=True)
+    diskcache.remember_host(live[0], "some-other-cpu", live[2], live[3])
+    monkeypatch.setattr(cpu, "_target", None)
+    monkeypatch.setattr(diskcache, "_host_seen", {})
+    good = run_fn()
+    assert diskcache.stats["misses"] == 1 and diskcache.stats["stores"] == 1
+    assert diskcache.host_record() == live
+    monkeypatch.setattr(cpu, "_target", None)
+    monkeypatch.setattr(diskcache, "_host_seen", {})
+    np.testing.assert_array_equal(run_fn(), good)
+    assert diskcache.stats["hits"] == 1
+
+
 # -- directories and files: modes, trust, errors -------------------------------------------------
 
 def test_modes_even_with_umask_zero(tmp_path, cache, monkeypatch):
@@ -385,6 +545,9 @@ def test_modes_even_with_umask_zero(tmp_path, cache, monkeypatch):
         os.umask(old)
     assert stat.S_IMODE(d.stat().st_mode) == 0o700
     assert stat.S_IMODE(only_entry(d).stat().st_mode) == 0o600
+    files = list(d.iterdir())
+    assert len(files) == 2 + HAVE_LINKER  # entry, host record, library
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files), files
 
 
 def test_existing_directory_kept_as_is(cache):
@@ -553,7 +716,11 @@ def test_info_and_clear(cache):
     (cache / "README").write_text("not ours")
     i = diskcache.info()
     assert i["exists"] and i["trusted"] and i["entries"] == 1
-    assert i["bytes"] == only_entry(cache).stat().st_size > 0
+    assert i["libraries"] == HAVE_LINKER
+    ours = [p for p in cache.iterdir() if p.suffix in diskcache._SUFFIXES
+            and not p.name.startswith(".tmp-")]  # entry, library, host record
+    assert len(ours) == 2 + HAVE_LINKER
+    assert i["bytes"] == sum(p.stat().st_size for p in ours) > only_entry(cache).stat().st_size
     assert i["stats"]["stores"] == 1
     assert diskcache.clear() == 1
     assert sorted(p.name for p in cache.iterdir()) == ["README"]

@@ -67,6 +67,8 @@ class _RowGen(_KernelGen):
                     if st.reduce_op is None:
                         self._store(st.out, self._linear(idx, full), v, dt)
                     else:
+                        if st.spill is not None:
+                            self._store(st.spill, self._linear(idx, full), v, dt)
                         self.b.store(reduce_combine(self.b, st.reduce_op, dt,
                                                     self.b.load(accs[j]), v), accs[j])
                 if st.reduce_op is not None:

@@ -462,25 +462,37 @@ def link(obj: bytes) -> bytes | None:
     if not cmds:
         return None
     import subprocess
+    tmp = None
     try:
-        with tempfile.TemporaryDirectory(prefix="tracejit-link-") as tmp:
-            src, out = os.path.join(tmp, "module.o"), os.path.join(tmp, "module.so")
-            with open(src, "wb") as f:
-                f.write(obj)
-            for cmd in cmds:
-                try:
-                    r = subprocess.run([*cmd, "-o", out, src], stdin=subprocess.DEVNULL,
-                                       capture_output=True, timeout=120)
-                except (OSError, subprocess.SubprocessError) as e:
-                    log.debug("tracejit: linker %s failed: %s", cmd[0], e)
-                    continue
-                if r.returncode == 0:
-                    with open(out, "rb") as f:
-                        return f.read()
-                log.debug("tracejit: linker %s failed (%d): %s", cmd[0], r.returncode,
-                          r.stderr.decode("utf-8", "replace")[-2000:])
+        tmp = tempfile.mkdtemp(prefix="tracejit-link-")  # 0700
+        src, out = os.path.join(tmp, "module.o"), os.path.join(tmp, "module.so")
+        with open(src, "wb") as f:
+            f.write(obj)
+        for cmd in cmds:
+            try:
+                r = subprocess.run([*cmd, "-o", out, src], stdin=subprocess.DEVNULL,
+                                   capture_output=True, timeout=120)
+            except (OSError, subprocess.SubprocessError) as e:
+                log.debug("tracejit: linker %s failed: %s", cmd[0], e)
+                continue
+            if r.returncode == 0:
+                with open(out, "rb") as f:
+                    return f.read()
+            log.debug("tracejit: linker %s failed (%d): %s", cmd[0], r.returncode,
+                      r.stderr.decode("utf-8", "replace")[-2000:])
     except OSError as e:
         log.debug("tracejit: cannot link a shared library: %s", e)
+    finally:
+        if tmp is not None:
+            for name in ("module.o", "module.so"):
+                try:
+                    os.unlink(os.path.join(tmp, name))
+                except OSError:
+                    pass
+            try:
+                os.rmdir(tmp)
+            except OSError:
+                pass
     return None
 
 

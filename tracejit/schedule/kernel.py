@@ -154,6 +154,7 @@ class RowStage:
     body: Expr
     reduce_op: str | None
     out: int | None
+    spill: int | None = None  # a reduction stage also stores its body here (see rows.py)
 
 
 @dataclass

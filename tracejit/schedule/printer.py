@@ -110,5 +110,7 @@ def _rows_text(r: RowKernel) -> list[str]:
         what = (f"stage{j} = {st.reduce_op} over the row of" if st.reduce_op
                 else f"stage{j}: each column")
         dest = f" -> b{st.out}" if st.out is not None else ""
+        if st.spill is not None:
+            dest += f" (each term also kept in b{st.spill})"
         out.append(f"      {what} {body}{dest}")
     return out

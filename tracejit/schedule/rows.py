@@ -15,7 +15,7 @@ result at its own row). Results of elementwise stages cannot be read back within
 
 from __future__ import annotations
 
-from .kernel import Expr, Kernel, RowKernel, RowStage, Schedule, step_outputs
+from .kernel import Access, Expr, Kernel, RowKernel, RowStage, Schedule, _hashable
 
 __all__ = ["fuse_rows", "MIN_ROW"]
 
@@ -112,11 +112,66 @@ class _Group:
                 if b not in self.reduced and b not in inputs:
                     inputs.append(b)
             nodes += k.nodes
+        self._reuse(stages)
         first = self.kernels[0]
         name = "k" + first.name[1:].split("_", 1)[0] + "_rows_" + "_".join(
             dict.fromkeys(k.reduce_op or "map" for k in self.kernels))
         return RowKernel(name[:40], self.domain, self.n_outer, stages, outs, inputs, nodes,
                          first.loc)
+
+
+    def _reuse(self, stages: list[RowStage]) -> None:
+        """When a reduction's body (softmax's ``exp(x - max)``) reappears in a later elementwise
+        stage, the reduction also stores it in that stage's output row, and the later stage
+        reads it back from cache instead of computing it again."""
+        full = _row_strides(self.domain, len(self.domain))
+        keys: dict[int, tuple] = {}
+        for j, st in enumerate(stages):
+            if st.reduce_op is None or not st.body.args or \
+                    st.body.dtype.name not in ("float32", "float64"):
+                continue
+            want = _skey(st.body, keys)
+            for later in stages[j + 1:]:
+                if later.reduce_op is not None or later.out is None or \
+                        any(x.spill == later.out for x in stages) or \
+                        self.buffers[later.out].dtype != st.body.dtype:
+                    continue
+                memo: dict[int, Expr] = {}
+                load = Expr("load", st.body.dtype, attrs=Access(later.out, 0, full))
+
+                def swap(e: Expr) -> Expr:
+                    if id(e) not in memo:
+                        if _skey(e, keys) == want:
+                            memo[id(e)] = load
+                        elif e.args:
+                            memo[id(e)] = Expr(e.kind, e.dtype, tuple(swap(a) for a in e.args),
+                                               e.attrs)
+                        else:
+                            memo[id(e)] = e
+                    return memo[id(e)]
+                body = swap(later.body)
+                if body is not later.body and any(x is load for x in _walk(body)):
+                    later.body = body
+                    st.spill = later.out
+                    break
+
+
+def _skey(e: Expr, keys: dict) -> tuple:
+    """A structural key: equal for equal expressions built by different kernel builders."""
+    hit = keys.get(id(e))
+    if hit is None:  # (the expression is kept alive with its key, so its id stays its own)
+        hit = keys[id(e)] = (e, (e.kind, e.dtype.name, _hashable(e.attrs),
+                                 tuple(_skey(a, keys) for a in e.args)))
+    return hit[1]
+
+
+def _walk(e: Expr, seen=None):
+    seen = set() if seen is None else seen
+    if id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        for a in e.args:
+            yield from _walk(a, seen)
 
 
 def fuse_rows(s: Schedule) -> Schedule:
