@@ -2,6 +2,7 @@
 (checked on the interpreter) and has the expected shape."""
 
 import numpy as np
+import pytest
 
 import tracejit as tj
 from tracejit.passes.fold import fold
@@ -247,7 +248,8 @@ def test_dce_drops_dead_loop_carries():
 
 def test_every_pass_is_named_and_verified_in_debug_mode(monkeypatch):
     from tracejit.passes import pipeline
-    assert [n for n, _ in pipeline.PASSES] == ["simplify", "fold", "simplify", "cse", "dce"]
+    assert [n for n, _ in pipeline.PASSES] == ["simplify", "fold", "diagonal", "simplify", "cse",
+                                              "dce"]
 
     def broken(g):
         bad = g.nodes[0]
@@ -259,3 +261,64 @@ def test_every_pass_is_named_and_verified_in_debug_mode(monkeypatch):
     import pytest
     with pytest.raises(AssertionError, match="pass broken"):
         optimize(tj.make_graph(lambda x: tj.exp(x))(np.ones(3, np.float32)))
+
+
+# -- diagonal ---------------------------------------------------------------------------------
+
+from tracejit.passes.diagonal import diagonal  # noqa: E402
+from tracejit.passes.fold import fold  # noqa: E402
+
+
+@pytest.mark.parametrize("form", ["x@I", "I@x", "x@(I*v)", "(I*v)@x", "(v*I)@x.T", "x@I3"])
+def test_diagonal_products_become_scalings(form):
+    n = 6
+    x = rng.standard_normal((4, n)).astype(np.float32) if form != "I@x" else \
+        rng.standard_normal((n, 4)).astype(np.float32)
+    v = rng.standard_normal(n).astype(np.float32)
+
+    def f(x, v):
+        eye = tj.eye(n)
+        return {"x@I": lambda: x @ eye, "I@x": lambda: eye @ x,
+                "x@(I*v)": lambda: x @ (eye * v), "(I*v)@x": lambda: (eye * v) @ x.T,
+                "(v*I)@x.T": lambda: (v[:, None] * eye) @ x.T,
+                "x@I3": lambda: tj.einsum("ij,jkl->ikl", x, eye[:, :, None])}[form]()
+
+    g = tj.make_graph(f)(x, v)
+    d = diagonal(fold(g))
+    d.verify()
+    assert "dot_general" in _ops(fold(g)) and "dot_general" not in _ops(d)
+    np.testing.assert_allclose(d(x, v).numpy(), g(x, v).numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_diagonal_leaves_other_products_alone():
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    for mat in (np.eye(5, dtype=np.float32) * 2, np.eye(5, k=1, dtype=np.float32),
+                np.ones((5, 5), np.float32)):
+        g = fold(tj.make_graph(lambda x: x @ tj.tensor(mat))(x))
+        assert "dot_general" in _ops(diagonal(g))
+    # a vector along neither axis of the identity (a full matrix times it) is not diagonal
+    w = rng.standard_normal((5, 5)).astype(np.float32)
+    g = fold(tj.make_graph(lambda x, w: x @ (tj.eye(5) + w))(x, w))
+    assert "dot_general" in _ops(diagonal(g))
+
+
+def test_jacobian_and_hessian_graphs_have_no_identity_matmul():
+    W = rng.standard_normal((64, 64)).astype(np.float32) / 8
+    A = rng.standard_normal((128, 32)).astype(np.float32) / 8
+    x = rng.standard_normal(64).astype(np.float32)
+    y = rng.standard_normal(32).astype(np.float32)
+    Wt, At = tj.tensor(W), tj.tensor(A)
+    jac = tj.make_graph(lambda x: tj.jacobian(lambda v: tj.tanh(Wt @ v), x))(x)
+    hes = tj.make_graph(lambda y: tj.hessian(lambda v: tj.log1p(tj.exp(At @ v)).sum(), y))(y)
+    oj, oh = optimize(jac), optimize(hes)
+    big = [n for n in oj.nodes if n.op == "dot_general" and n.shape[0] > 1 and
+           min(n.shape) > 1]
+    assert not big  # only the forward matvec is left
+    assert sum(n.op == "dot_general" for n in oh.nodes) == 2  # the matvec and A^T S A
+    t = np.tanh(W.astype(np.float64) @ x)
+    np.testing.assert_allclose(tj.compile(lambda x: tj.jacobian(
+        lambda v: tj.tanh(Wt @ v), x))(x).numpy(), (1 - t ** 2)[:, None] * W, rtol=1e-5,
+        atol=1e-6)
+    s = 1 / (1 + np.exp(-(A.astype(np.float64) @ y)))
+    np.testing.assert_allclose(oh(y, A).numpy(), (A.T * (s * (1 - s))) @ A, rtol=1e-4,
+                               atol=1e-6)

@@ -25,8 +25,8 @@ def _cache(args) -> int:
     state = ("not created yet" if not info["exists"] else "in use" if info["trusted"]
              else f"NOT USED: {info['problem']}")
     print(f"disk cache: {info['dir']} ({state})")
-    print(f"entries: {info['entries']}, {info['bytes'] / 1024:.1f} KiB, "
-          f"format {info['format']}")
+    print(f"entries: {info['entries']} ({info['libraries']} with a shared library), "
+          f"{info['bytes'] / 1024:.1f} KiB, format {info['format']}")
     return 0
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import pathlib
 import sys
-import sysconfig
 import threading
 from typing import TYPE_CHECKING
 
@@ -77,6 +76,9 @@ def source_path() -> pathlib.Path:
     candidates = []
     if (pkg.parent / "pyproject.toml").is_file():  # a source checkout (or editable install)
         candidates.append(pkg.parent / "kernels")
+        if (candidates[0] / _FILE).is_file():  # (before sysconfig: ~1 ms to import, and this
+            return candidates[0] / _FILE  # runs on the path of a disk cache hit)
+    import sysconfig
     prefixes = [sysconfig.get_path("data"), sys.prefix, sys.exec_prefix]
     try:
         prefixes.append(sysconfig.get_path("data", f"{os.name}_user"))

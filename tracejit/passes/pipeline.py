@@ -5,6 +5,8 @@ Graph -> Graph in its own module, tested on its own in tests/test_passes.py):
 
 * ``simplify`` — algebraic identities (x*1, x+0, -(-x), transpose/reshape/broadcast chains, ...);
 * ``fold`` — evaluates subgraphs of constants once, at compile time;
+* ``diagonal`` — a product with a (scaled) identity matrix, as Jacobians build them, becomes a
+  transpose and a scaling;
 * ``simplify`` again — folding exposes new identities (a multiply by a folded ``1``);
 * ``cse`` — computes equal nodes once;
 * ``dce`` — drops unused results and carries of control flow (unreachable nodes vanish anyway).
@@ -26,10 +28,11 @@ __all__ = ["PASSES", "optimize"]
 def _passes() -> list[tuple[str, Callable[[Graph], Graph]]]:
     from .cse import cse
     from .dce import dce
+    from .diagonal import diagonal
     from .fold import fold
     from .simplify import simplify
-    return [("simplify", simplify), ("fold", fold), ("simplify", simplify), ("cse", cse),
-            ("dce", dce)]
+    return [("simplify", simplify), ("fold", fold), ("diagonal", diagonal),
+            ("simplify", simplify), ("cse", cse), ("dce", dce)]
 
 
 PASSES: list[tuple[str, Callable[[Graph], Graph]]] = _passes()

@@ -79,13 +79,18 @@ def _host(live: bool = False) -> tuple[str, str, str, str]:
     """This host as the disk cache's key describes it: (triple, CPU name, feature string, LLVM
     version). LLVM's answers once LLVM is loaded in this process (or when `live`); before that
     the disk cache's record of LLVM's answers on this machine (`diskcache.host_record`), so that
-    a disk hit never loads LLVM; without a record, LLVM's."""
+    a disk hit never loads LLVM; without a record, LLVM's (then recorded for the next process)."""
+    record = False
     if _target is None and not live:
         rec = diskcache.host_record()
         if rec is not None:
             return rec
+        record = True
     target_machine()
-    return _TRIPLE, _CPU, _FEATURES, str(llvm.llvm_version_info)
+    values = _TRIPLE, _CPU, _FEATURES, str(llvm.llvm_version_info)
+    if record:
+        diskcache.remember_host(*values)
+    return values
 
 
 def num_threads() -> int:

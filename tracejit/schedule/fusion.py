@@ -409,6 +409,9 @@ class _GemmBuilder:
             ins, nodes = kb.inputs, nodes + list(reversed(kb.nodes))
             name += "_" + "_".join(dict.fromkeys(n.op for n in reversed(kb.nodes)))
         dims, opa, epilogue = _fold_batch(dims, opa, opb, epilogue)
+        if epilogue is None and (dims[1] == 1 or dims[2] == 1) and dims[3] > 0:
+            self.steps.append(_matvec(dims, opa, opb, out, d, nodes, k + len(self.steps)))
+            return self._named(k)
         # few rows: threads split the columns (in blocks that every register tile divides)
         cols = COL_SPLIT if dims[0] * dims[1] < COL_SPLIT <= dims[2] // 2 else 0
         self.steps.append(Gemm(name[:40], *dims, opa, opb, out, d.dtype,
@@ -446,6 +449,22 @@ class _GemmBuilder:
                                  None, (), kb.nodes, x.loc))
         sizes = [_prod(x.shape[i] for i in g) for g in groups]
         return Operand(buf, 0, sizes[1] * sizes[2], sizes[2], 1)
+
+
+def _matvec(dims, opa: Operand, opb: Operand, out: int, d: Node, nodes, k: int) -> Kernel:
+    """A matrix-vector product (one side has a single row or column) as a fused reduction loop:
+    every element of the matrix is used once, so packing it for a GEMM would cost as much as
+    the product itself."""
+    bt, m, n, kk = dims
+    sa = (opa.batch_stride, opa.row_stride, 0, opa.col_stride)
+    sb = (opb.batch_stride, 0, opb.col_stride, opb.row_stride)
+    keep = [i for i in range(3) if dims[i] != 1] + [3]
+    la = Expr("load", d.dtype, attrs=Access(opa.buffer, opa.offset, tuple(sa[i] for i in keep)))
+    lb = Expr("load", d.dtype, attrs=Access(opb.buffer, opb.offset, tuple(sb[i] for i in keep)))
+    body = Expr("mul", d.dtype, (la, lb), {})
+    return Kernel(f"k{k}_matvec", tuple(dims[i] for i in keep), body, out,
+                  list(dict.fromkeys([opa.buffer, opb.buffer])), "sum", (len(keep) - 1,),
+                  nodes, d.loc)
 
 
 def _fold_batch(dims, opa: Operand, opb: Operand, epilogue):
