@@ -49,7 +49,8 @@ llvm = _Binding()
 _lock = threading.Lock()
 _target = None
 _TRIPLE = _LAYOUT = _CPU = _FEATURES = ""
-PARALLEL_MIN = 1 << 16  # elements: below this a kernel runs on the calling thread
+PARALLEL_MIN = 1 << 18  # elements (16 multiply-adds count as one): smaller steps run inline,
+# since handing a share to another thread costs tens of microseconds
 
 
 def target_machine():

@@ -140,7 +140,7 @@ class Gemm:
     @property
     def work(self) -> int:
         """Elementwise-equivalent cost: 16 multiply-adds weigh about one element of a loop
-        kernel, so a product is split across threads from about 2^20 multiply-adds on."""
+        kernel, so a product is split across threads from about 2^22 multiply-adds on."""
         return self.batch * self.m * self.n * max(self.k, 1) // 16
 
 
