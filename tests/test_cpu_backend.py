@@ -80,6 +80,36 @@ def test_threads_split_large_kernels(monkeypatch):
     np.testing.assert_array_equal(par([x])[0], seq([x])[0])
 
 
+def test_a_busy_worker_never_blocks_a_shared_step(monkeypatch):
+    """Steps are shared by chunks: when the worker threads are all busy (here: asleep in
+    another task) the calling thread takes every chunk itself instead of waiting."""
+    import threading
+    import time
+
+    from tracejit.runtime import cpu
+
+    monkeypatch.setattr(cpu, "PARALLEL_MIN", 1)
+    monkeypatch.setenv("TRACEJIT_NUM_THREADS", "2")
+    x = rng.standard_normal((300, 70)).astype(np.float32)
+    w = rng.standard_normal((70, 90)).astype(np.float32)
+    g = optimize(tj.make_graph(lambda a, b: tj.softmax(tj.tanh(a @ b) * 2, dim=-1))(x, w))
+    par = CPUProgram(g)
+    assert sum(1 for _, _, _, p in par.steps if p not in (False, True)) >= 2
+    release = threading.Event()
+    pool = cpu._executor()
+    blockers = [pool.submit(release.wait, 30) for _ in range(8)]
+    try:
+        t = time.perf_counter()
+        out = par([x, w])[0]
+        assert time.perf_counter() - t < 10  # did not wait for the blocked pool
+    finally:
+        release.set()
+        for b in blockers:
+            b.result()
+    monkeypatch.setenv("TRACEJIT_NUM_THREADS", "1")
+    np.testing.assert_array_equal(out, CPUProgram(g)([x, w])[0])
+
+
 def test_native_code_is_shared_by_graphs_of_the_same_structure():
     x = np.ones(7, np.float32)
     g1 = optimize(tj.make_graph(lambda a: tj.exp(a) + 3.0)(x))

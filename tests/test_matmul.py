@@ -218,6 +218,7 @@ def test_threads_split_bitwise(monkeypatch, m, n, k, split):
     """Rows (or, for few rows, column blocks) split across threads: the same bits as one."""
     a, b, c = rand(2, m, k), rand(k, n), rand(n)
     g = optimize(tj.make_graph(lambda p, q, r: tj.relu(p @ q + r))(a, b, c))
+    monkeypatch.setattr("tracejit.runtime.cpu.PARALLEL_MIN", 1)
     monkeypatch.setenv("TRACEJIT_NUM_THREADS", "2")
     par = CPUProgram(g)
     (gm,) = par.schedule.gemms

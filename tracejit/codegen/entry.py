@@ -29,12 +29,19 @@ if TYPE_CHECKING:  # imported where used: the runtime reads ENTRY and DATA_OFFSE
 
 def supports_entry(sched: Schedule) -> bool:
     """Only schedules made entirely of generated code (loop kernels and matmuls, no externs)
-    get an entry function."""
+    get an entry function; not a part of one (``part_of`` set: `runtime/compile.py` adds the
+    entry of the whole schedule to its last part)."""
+    if getattr(sched, "part_of", None) is not None:
+        return False
     return bool(sched.steps) and all(isinstance(s, (Kernel, Gemm, RowKernel))
                                      for s in sched.steps)
 
 
-def emit_entry(mod: ir.Module, sched: Schedule) -> None:
+def emit_entry(mod: ir.Module, sched: Schedule, declare_missing: bool = False) -> None:
+    """Adds the entry function to `mod`. With `declare_missing`, the kernels that `mod` does not
+    define (compiled in other modules, `runtime/compile.py`) are declared as external functions
+    of their signature, ``void (ptr x buffers, i64, i64)``: whoever loads the modules' code
+    together (MCJIT, or the linker) resolves the calls."""
     import llvmlite.ir as ir
 
     I64 = ir.IntType(64)
@@ -49,6 +56,11 @@ def emit_entry(mod: ir.Module, sched: Schedule) -> None:
         field = b.gep(fn.args[i], [ir.Constant(I64, DATA_OFFSET)], source_etype=ir.IntType(8))
         data[i] = b.load(field, typ=ptr)
     for k in sched.steps:
+        if declare_missing and k.name not in mod.globals:
+            nargs = len(step_outputs(k)) + len(k.inputs)
+            ty = ir.FunctionType(ir.VoidType(), [ptr] * nargs + [I64, I64])
+            decl = ir.Function(mod, ty, name=k.name)
+            decl.attributes.add("nounwind")
         callee = mod.get_global(k.name)
         b.call(callee, [*(data[i] for i in step_outputs(k)), *(data[i] for i in k.inputs),
                         ir.Constant(I64, 0), ir.Constant(I64, k.outer_extent)])

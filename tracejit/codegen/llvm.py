@@ -58,6 +58,8 @@ def build_module(sched: Schedule, name: str, cpu: str, features: str) -> ir.Modu
         elif isinstance(st, RowKernel):
             from .rows import emit_rows
             emit_rows(mod, sched, st, cpu, features)
+    from .parallel import emit_parallel_wrappers
+    emit_parallel_wrappers(mod, sched)
     from .entry import emit_entry, supports_entry
     if supports_entry(sched):
         emit_entry(mod, sched)

@@ -156,6 +156,48 @@ class Graph:
     def to_text(self) -> str:
         return str(self)
 
+    @classmethod
+    def from_text(cls, text: str) -> Graph:
+        """Loads the text form `str(graph)` back; raises `tj.GraphFormatError` on bad input.
+
+        >>> import tracejit as tj
+        >>> g = tj.make_graph(lambda x: tj.exp(x) * 2.0)(tj.ones(3))
+        >>> str(tj.Graph.from_text(str(g))) == str(g)
+        True
+
+        Array literals of more than 16 elements print by digest only and cannot be loaded from
+        text (the error says so); `to_json` round-trips them. See docs/ir.md.
+        """
+        from ..export.text import graph_from_text
+        return graph_from_text(text)
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The graph as JSON (``"format": "tracejit.graph"``, schema in docs/ir.md): an exact
+        round trip through `Graph.from_json`, large array literals included."""
+        from ..export.jsonio import graph_to_json
+        return graph_to_json(self, indent)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Graph:
+        """Loads `to_json` output; never evaluates or unpickles anything, re-checks every
+        node's type rule, and raises `tj.GraphFormatError` on bad input.
+
+        >>> import tracejit as tj
+        >>> g = tj.make_graph(lambda x: tj.exp(x) * 2.0)(tj.ones(3))
+        >>> g2 = tj.Graph.from_json(g.to_json())
+        >>> g2(tj.zeros(3)).tolist()
+        [2.0, 2.0, 2.0]
+        """
+        from ..export.jsonio import graph_from_json
+        return graph_from_json(text)
+
+    def save(self, path) -> None:
+        """Writes the graph to `path` in the format its extension names: ``.txt`` (the text
+        form) or ``.json``. (``.dot``, ``.svg`` and ``.onnx`` raise NotImplementedError until
+        their exporters land.)"""
+        from ..export import save_graph
+        save_graph(self, path)
+
     @property
     def captures(self) -> tuple[Node, ...]:
         return tuple(n for n in self.inputs if n.params.get("kind") == "capture")

@@ -3,7 +3,9 @@
 Input: an optimized `Graph`. Output: a callable ``(list of numpy arrays) -> list of arrays``.
 The graph is scheduled into kernels (`schedule/fusion.py`), the kernels are generated as one LLVM
 module (`codegen/llvm.py`), the math library is linked in, the module is optimized at O3 for the
-host CPU (its real features: AVX2/AVX-512 where present) and compiled by MCJIT; each kernel
+host CPU (its real features: AVX2/AVX-512 where present) and compiled to object code, loaded by
+MCJIT; a large module is compiled in parts on several threads (`compile.py`), linked into one
+shared library and loaded with ctypes (MCJIT when there is no linker: then in one part); each kernel
 becomes a ctypes function (ctypes releases the GIL while native code runs); so does each
 matmul (`Gemm` step, `codegen/matmul.py`), split over its output rows. Extern steps run
 their numpy reference. Large parallel kernels are split over `TRACEJIT_NUM_THREADS` threads
@@ -28,6 +30,7 @@ from ..primitives import PRIMITIVES
 from ..schedule.fusion import schedule
 from ..schedule.kernel import Gemm, Kernel, RowKernel, step_outputs
 from . import diskcache
+from .compile import compile_parts, num_parts
 
 __all__ = ["CPUProgram", "target_machine", "num_threads"]
 
@@ -113,13 +116,12 @@ def _executor():
         return _pool
 
 
-def _optimize(mod_ref, tm):
-    pto = llvm.PipelineTuningOptions(speed_level=3)
-    pto.loop_vectorization = True
-    pto.slp_vectorization = True
-    pb = llvm.create_pass_builder(tm, pto)
-    mpm = pb.getModulePassManager()
-    mpm.run(mod_ref, pb)
+def _optimize(mod_ref, tm, unlocked: bool = False):
+    from .compile import optimize
+    optimize(mod_ref, tm, unlocked)
+
+
+_LINK_FAILED = False  # a module compiled in parts could not be loaded: no more parts
 
 
 class _Native:
@@ -133,6 +135,7 @@ class _Native:
 
     def __init__(self, sched, name: str, key: str = ""):
         self._sched, self._name, self._ir, self._asm = sched, name, None, None
+        self._ir_parts: list[str] = []
         self.engine = self.lib = None  # the MCJIT engine, or the cache's shared library
         host = _host() if key else None
         dkey = diskcache.entry_key(key, *host) if key else None
@@ -141,17 +144,28 @@ class _Native:
         if dkey and _host(live=True) != host:  # the cache's record of this host was stale
             host = _host(live=True)
             dkey = diskcache.entry_key(key, *host)
-        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(self.llvm_ir),
-                                                 target_machine())
-        objs = []
-        if dkey:
-            self.engine.set_object_cache(lambda _mod, buf: objs.append(buf))
-        self.engine.finalize_object()
+        # A large module is compiled in parts, on several threads, when a linker can join
+        # them into one shared library (MCJIT cannot load several objects: `_mcjit`).
+        global _LINK_FAILED
+        parts = 1
+        if not _LINK_FAILED and diskcache.find_linkers():
+            parts = num_parts(self._sched, num_threads())
+        objs, linked = self._compile_ir(emit=True, parts=parts), None
+        if len(objs) > 1:
+            made = diskcache.link_and_load(objs, self._functions())
+            if made is None:  # no usable library after all (e.g. a `noexec` directory):
+                _LINK_FAILED = True  # compile again, as one part, as from now on
+                objs = self._compile_ir(emit=True, parts=1)
+            else:
+                linked, self.lib = made
+        if self.lib is None:
+            self.engine = self._mcjit(objs)
+            if self.engine is None:  # (never seen: these are the objects LLVM just made)
+                raise RuntimeError("tracejit: MCJIT could not load the code it compiled")
         self.outer = {k.name: (k.outer_extent, k.parallel_ok) for k in sched.kernels}
-        if len(objs) == 1 and diskcache.store(dkey, {"outer": self.outer}, objs[0],
-                                              self._functions()):
+        if dkey and diskcache.store(dkey, {"outer": self.outer}, objs, self._functions(),
+                                    linked=linked):
             diskcache.remember_host(*host)
-        objs.clear()  # the engine keeps the hook (and so this list) alive
 
     def _functions(self) -> set[str]:
         """The generated functions the call path looks up: a loaded module must define all."""
@@ -172,22 +186,33 @@ class _Native:
             return False
         self.lib = diskcache.library(dkey, meta, obj, functions)
         if self.lib is None:
-            tm = target_machine()  # (first: it sets _LAYOUT)
-            empty = llvm.parse_assembly(f'target triple = "{_TRIPLE}"\n'
-                                        f'target datalayout = "{_LAYOUT}"\n')
-            engine = llvm.create_mcjit_compiler(empty, tm)
-            try:
-                engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-                engine.finalize_object()
-                ok = all(engine.get_function_address(n) for n in functions)
-            except RuntimeError:
-                ok = False
-            if not ok:
+            objs = diskcache.split_objects(meta, obj)
+            self.engine = self._mcjit(objs) if len(objs) == 1 else None
+            if self.engine is None:
                 diskcache.reject()
                 return False
-            self.engine = engine
         self.outer = {n: (int(e), bool(p)) for n, (e, p) in outer.items()}
         return True
+
+    def _mcjit(self, objs: list[bytes]):
+        """One MCJIT engine with the object of `objs` loaded, checked to define every function
+        the call path looks up; else None. One object only: the code of a second object added
+        to the same engine crashes when called (measured with llvmlite 0.50 / LLVM 22; MCJIT's
+        loader mislinks it), so a module compiled in parts is loaded as a shared library."""
+        if len(objs) != 1:
+            return None
+        tm = target_machine()  # (first: it sets _LAYOUT)
+        empty = llvm.parse_assembly(f'target triple = "{_TRIPLE}"\n'
+                                    f'target datalayout = "{_LAYOUT}"\n')
+        engine = llvm.create_mcjit_compiler(empty, tm)
+        try:
+            for obj in objs:
+                engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            engine.finalize_object()
+            ok = all(engine.get_function_address(n) for n in self._functions())
+        except RuntimeError:
+            ok = False
+        return engine if ok else None
 
     def address(self, name: str) -> int:
         """The address of the module's function `name` (0 if it has none)."""
@@ -195,23 +220,23 @@ class _Native:
             return diskcache.symbol_address(self.lib, name)
         return self.engine.get_function_address(name)
 
-    def _compile_ir(self):
-        from ..codegen.llvm import build_module, with_target_attributes
-        tm = target_machine()
-        mod = build_module(self._sched, self._name, _CPU, _FEATURES)
-        mod.triple = _TRIPLE
-        mod.data_layout = _LAYOUT
-        unoptimized = with_target_attributes(str(mod), _CPU, _FEATURES)
-        ref = llvm.parse_assembly(unoptimized)
-        if getattr(mod, "tj_uses_mathlib", False):
-            from ..codegen import mathlib
-            mathlib.link_into(ref)
-        ref.verify()
-        _optimize(ref, tm)
-        self._ir = (unoptimized, str(ref))
+    def _compile_ir(self, emit: bool = False, parts: int | None = None) -> list[bytes] | None:
+        """Generates, optimizes and (with `emit`) compiles the module, in `parts` parts on as
+        many threads (default: by its size, `compile.num_parts`): returns the parts' object
+        code, in schedule order (with `emit`). Keeps the IR text (`llvm_ir`,
+        `llvm_ir_unoptimized`): the parts', one after the other, in schedule order."""
+        target_machine()  # (sets _TRIPLE, _LAYOUT, _CPU, _FEATURES)
+        if parts is None:
+            parts = num_parts(self._sched, num_threads())
+        res = compile_parts(self._sched, self._name, _TRIPLE, _LAYOUT, _CPU, _FEATURES,
+                            target_machine, _optimize, parts=parts, emit=emit, want_ir=True)
+        self._ir = (_join(res.unoptimized), _join(res.optimized))
+        self._ir_parts = res.optimized
+        return res.objects if emit else None
 
     @property
     def llvm_ir(self) -> str:
+        """The optimized LLVM IR of the whole module (of each part, one after the other)."""
         if self._ir is None:
             self._compile_ir()
         return self._ir[1]
@@ -224,9 +249,21 @@ class _Native:
 
     @property
     def asm(self) -> str:
+        """The machine code of the whole module (of each part, one after the other)."""
         if self._asm is None:
-            self._asm = target_machine().emit_assembly(llvm.parse_assembly(self.llvm_ir))
+            if self._ir is None:
+                self._compile_ir()
+            tm = target_machine()
+            self._asm = _join([tm.emit_assembly(llvm.parse_assembly(t)) for t in self._ir_parts])
         return self._asm
+
+
+def _join(texts: list[str]) -> str:
+    """The texts of a module's parts as one: as they are when there is one part."""
+    if len(texts) == 1:
+        return texts[0]
+    return "\n".join(f"; ---- part {i + 1} of {len(texts)} ----\n{t}"
+                      for i, t in enumerate(texts))
 
 
 _NATIVE: OrderedDict = OrderedDict()
@@ -247,6 +284,14 @@ def _native(graph: Graph, sched) -> _Native:
         if len(_NATIVE) > NATIVE_CACHE_SIZE:
             _NATIVE.popitem(last=False)
     return nat
+
+
+def _share(par, ptrs, addr, n, chunk, state):
+    """A worker's part of a shared step. `state` (the counters at `addr`) is held until it
+    returns; a worker that starts after the step is finished takes no chunk and touches no
+    buffer."""
+    par(*ptrs, addr, n, chunk, 0)
+    del state
 
 
 _DATA_OK = None
@@ -282,6 +327,12 @@ class CPUProgram:
                                          ctypes.c_int64, ctypes.c_int64)
                 size = st.work
                 st_par = st.parallel_ok and size >= PARALLEL_MIN and st.outer_extent > 1
+                if st_par:  # shared by chunks (codegen/parallel.py), else split evenly
+                    par_addr = nat.address(st.name + "_par")
+                    if par_addr:
+                        st_par = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * (n + 1)),
+                                                  ctypes.c_int64, ctypes.c_int64,
+                                                  ctypes.c_int64)(par_addr)
                 self.steps.append(("k", st, proto(addr), st_par))
             else:
                 self.steps.append(("x", st, PRIMITIVES[st.node.op], False))
@@ -381,7 +432,17 @@ class CPUProgram:
                     env[b] = out
                     ptrs.append(out.ctypes.data)
                 ptrs += [env[b].ctypes.data for b in st.inputs]
-                if par and threads > 1:
+                if par and threads > 1 and par is not True:
+                    n = st.outer_extent
+                    # chunks: a GEMM packs per call, so it gets one per thread; loops get more,
+                    # so a thread that starts late takes fewer
+                    chunk = max(1, -(-n // (threads * (1 if isinstance(st, Gemm) else 4))))
+                    state = (ctypes.c_int64 * 2)()
+                    addr = ctypes.addressof(state)
+                    for _ in range(threads - 1):
+                        _executor().submit(_share, par, ptrs, addr, n, chunk, state)
+                    par(*ptrs, addr, n, chunk, 1)  # returns when every chunk is finished
+                elif par and threads > 1:
                     n = st.outer_extent
                     cuts = [n * t // threads for t in range(threads + 1)]
                     # the calling thread takes the first share itself: one hand-off fewer

@@ -3,7 +3,8 @@
 Input: what the CPU runtime (`cpu.py`) compiled for one module: the key material (the
 structural text of the optimized graph, which determines the schedule and the generated code,
 plus the target triple, CPU name, feature string and LLVM version), the position-independent
-object code MCJIT emitted, the functions it must define, and a small JSON dict of what the call
+object code LLVM emitted (one object file, or one per part for a module compiled in parts:
+`runtime/compile.py`), the functions it must define, and a small JSON dict of what the call
 path needs without the module (kernel names with their outer extents and parallel flags).
 Output: for a later lookup with the same key material, in this process or another one, the
 same ``(metadata, object code)``, or ``None`` (disabled, absent, unreadable, or not valid); and,
@@ -22,11 +23,12 @@ triple, CPU and features, and the structural text. The files of one key:
 
     <key>.tjc   header  "TJCACHE\\n" | u32 format | u32 meta length | u64 object length |
                         sha256(meta+object)
-                meta    UTF-8 JSON object (the key itself; "outer"; "lib": sha256 and size of
-                        the .so, when there is one)
-                object  the relocatable object file, as MCJIT produced it
-    <key>.so    the object linked into a shared library (`cc -shared`, or `ld -shared`), when a
-                linker was there; written before the .tjc that records its digest
+                meta    UTF-8 JSON object (the key itself; "outer"; "objects": the size of
+                        each part's object, for a module compiled in parts; "lib": sha256
+                        and size of the .so, when there is one)
+                object  the relocatable object file (or the parts', one after the other)
+    <key>.so    the object(s) linked into one shared library (`cc -shared`, or `ld -shared`),
+                when a linker was there; written before the .tjc that records its digest
 
 and one ``<host>.host`` per machine: LLVM's triple, CPU name, features and version for it
 (`host_record`), so that computing a key needs no LLVM either.
@@ -36,8 +38,8 @@ trusted. A library is loaded only from bytes whose sha256 matches the one its en
 relinked from the entry's object when it does not (`library`). Writes go to a 0600 temporary
 file in the same directory, then `os.replace`: readers and concurrent writers of one entry only
 ever see a whole file. Every `OSError` degrades to "no entry" (the caller compiles), and every
-failure to link or load a library to loading the object with MCJIT; nothing here fails a user's
-call.
+failure to link or load a library to loading the object with MCJIT (an entry of several objects
+is then rejected and compiled again: MCJIT cannot load them); nothing here fails a user's call.
 
     >>> from tracejit.runtime import diskcache
     >>> sorted(diskcache.info())                 # what `python -m tracejit cache info` shows
@@ -61,12 +63,13 @@ import threading
 import warnings
 
 __all__ = ["FORMAT_VERSION", "stats", "cache_dir", "directory", "entry_key", "load", "store",
-           "library", "symbol_address", "host_record", "remember_host", "find_linkers", "link",
-           "info", "clear"]
+           "split_objects", "link_and_load", "library", "symbol_address", "host_record",
+           "remember_host", "find_linkers", "link", "info", "clear"]
 
 log = logging.getLogger("tracejit")
 
-FORMAT_VERSION = 2  # 2: position-independent object code, and the optional shared library
+FORMAT_VERSION = 3  # 2: position-independent object code, and the optional shared library;
+# 3: a module compiled in parts stores one object file per part ("objects": their sizes)
 MAGIC = b"TJCACHE\n"
 SUFFIX = ".tjc"
 LIB_SUFFIX = ".so"
@@ -365,7 +368,35 @@ def decode(data: bytes, key: str) -> tuple[dict, bytes] | None:
         return None
     if not isinstance(meta, dict) or meta.pop("key", None) != key:
         return None
+    sizes = meta.get("objects")
+    if sizes is not None and not (isinstance(sizes, list) and len(sizes) > 1
+                                  and all(type(n) is int and n > 0 for n in sizes)
+                                  and sum(sizes) == olen):
+        return None
     return meta, bytes(body[mlen:])
+
+
+def split_objects(meta: dict, obj: bytes) -> list[bytes]:
+    """The object files of an entry `decode` returned as ``(meta, obj)``: one, or, when the
+    module was compiled in parts (``meta["objects"]``: their sizes, checked by `decode`),
+    one per part, in order."""
+    sizes = meta.get("objects")
+    if not sizes:
+        return [obj]
+    out, at = [], 0
+    for n in sizes:
+        out.append(obj[at:at + n])
+        at += n
+    return out
+
+
+def _objects(objs) -> tuple[list[bytes], bytes, list | None]:
+    """`objs` (one object file, or a list of them) -> (the list, the entry's object field,
+    the sizes to record in the metadata, or None for one object)."""
+    if isinstance(objs, (bytes, bytearray)):
+        objs = [bytes(objs)]
+    objs = list(objs)
+    return objs, b"".join(objs), ([len(o) for o in objs] if len(objs) > 1 else None)
 
 
 def load(key: str | None) -> tuple[dict, bytes] | None:
@@ -403,24 +434,35 @@ def reject() -> None:
         stats["rejected"] += 1
 
 
-def store(key: str | None, meta: dict, obj: bytes, symbols=None) -> bool:
+def store(key: str | None, meta: dict, obj, symbols=None, linked: bytes | None = None) -> bool:
     """Writes the entry atomically (temp file 0600 + `os.replace`); False if it could not.
+    `obj`: the module's object file, or the list of its parts' object files (then stored one
+    after the other, their sizes in the metadata: `split_objects`).
 
     With `symbols` (the functions the module defines that the caller will look up), the
-    object is also linked into a shared library when a linker is there (`link`); the library
-    is loaded once to check that the dynamic loader takes it and that it defines them, then
-    written before the entry, whose metadata records its sha256 and size (`library`)."""
+    objects are also linked into one shared library when a linker is there (`link`); the
+    library is loaded once to check that the dynamic loader takes it and that it defines them,
+    then written before the entry, whose metadata records its sha256 and size (`library`).
+    `linked`: that library, already linked from `obj` and checked so by this process
+    (`link_and_load`): it is written as it is."""
     d = directory() if key else None
     if d is None:
         return False
-    meta = {k: v for k, v in meta.items() if k != "lib"}
+    objs, blob, sizes = _objects(obj)
+    meta = {k: v for k, v in meta.items() if k not in ("lib", "objects")}
+    if sizes is not None:
+        meta["objects"] = sizes
     try:
-        if symbols is not None:
-            made = _store_library(d, key, obj, symbols)
+        if linked is not None:
+            _write(d, key + LIB_SUFFIX, linked)
+            _count("libs_linked")
+            meta["lib"] = {"sha256": hashlib.sha256(linked).hexdigest(), "size": len(linked)}
+        elif symbols is not None:
+            made = _store_library(d, key, objs, symbols)
             if made is not None:
                 meta["lib"], lib = made
                 _close(lib)
-        _write(d, key + SUFFIX, encode(key, meta, obj))
+        _write(d, key + SUFFIX, encode(key, meta, blob))
     except OSError as e:
         _count("errors")
         log.debug("tracejit: could not write disk cache entry %s: %s", key, e)
@@ -454,23 +496,27 @@ def find_linkers() -> list[list[str]]:
     return cmds
 
 
-def link(obj: bytes) -> bytes | None:
-    """`obj` (a position-independent relocatable object file) linked into a shared library by
-    the first of `find_linkers` that manages it, in a private temporary directory; None if none
-    does (the reasons are logged at debug level). Never raises."""
+def link(obj) -> bytes | None:
+    """`obj` (a position-independent relocatable object file, or a list of them: the parts of
+    one module, which call each other) linked into one shared library by the first of
+    `find_linkers` that manages it, in a private temporary directory; None if none does (the
+    reasons are logged at debug level). Never raises."""
     cmds = find_linkers()
     if not cmds:
         return None
     import subprocess
+    objs = _objects(obj)[0]
+    names = [f"part{i}.o" for i in range(len(objs))]
     tmp = None
     try:
         tmp = tempfile.mkdtemp(prefix="tracejit-link-")  # 0700
-        src, out = os.path.join(tmp, "module.o"), os.path.join(tmp, "module.so")
-        with open(src, "wb") as f:
-            f.write(obj)
+        srcs, out = [os.path.join(tmp, n) for n in names], os.path.join(tmp, "module.so")
+        for src, data in zip(srcs, objs):
+            with open(src, "wb") as f:
+                f.write(data)
         for cmd in cmds:
             try:
-                r = subprocess.run([*cmd, "-o", out, src], stdin=subprocess.DEVNULL,
+                r = subprocess.run([*cmd, "-o", out, *srcs], stdin=subprocess.DEVNULL,
                                    capture_output=True, timeout=120)
             except (OSError, subprocess.SubprocessError) as e:
                 log.debug("tracejit: linker %s failed: %s", cmd[0], e)
@@ -484,7 +530,7 @@ def link(obj: bytes) -> bytes | None:
         log.debug("tracejit: cannot link a shared library: %s", e)
     finally:
         if tmp is not None:
-            for name in ("module.o", "module.so"):
+            for name in (*names, "module.so"):
                 try:
                     os.unlink(os.path.join(tmp, name))
                 except OSError:
@@ -555,10 +601,40 @@ def _load_library(d: str, data: bytes, symbols):
     return lib
 
 
-def _store_library(d: str, key: str, obj: bytes, symbols):
-    """Links `obj`, checks the library by loading it, writes it as ``<key>.so``: returns
-    ``(its metadata, the loaded library)``, or None when there is no linker or the library is
-    not usable here. Raises OSError when writing the library fails."""
+def link_and_load(objs: list[bytes], symbols):
+    """The object files of a module compiled in parts (`runtime/compile.py`), linked into one
+    shared library (`link`) and loaded, as a cache hit loads one (`_load_library`: from a
+    private copy, checked to define every one of `symbols`): ``(the library's bytes, the
+    loaded library)``, or None (no linker, a failed link, a library the loader refuses or that
+    lacks a function). Writes no entry (`store` with ``linked=`` does). The copy goes to the
+    cache directory when there is a trusted one, else to a new private temporary directory.
+    Never raises. (Parts are loaded this way, not by MCJIT: MCJIT's loader mislinks the code of
+    a second position-independent object added to one engine.)"""
+    data = link(objs)
+    if data is None:
+        return None
+    d = directory()
+    tmp = None
+    try:
+        if d is None:
+            d = tmp = tempfile.mkdtemp(prefix="tracejit-lib-")  # 0700
+        lib = _load_library(d, data, symbols)
+    except OSError as e:
+        log.debug("tracejit: a linked library does not load: %s", e)
+        lib = None
+    finally:
+        if tmp is not None:
+            try:
+                os.rmdir(tmp)
+            except OSError:
+                pass
+    return None if lib is None else (data, lib)
+
+
+def _store_library(d: str, key: str, obj, symbols):
+    """Links `obj` (one object or a list: `link`), checks the library by loading it, writes it
+    as ``<key>.so``: returns ``(its metadata, the loaded library)``, or None when there is no
+    linker or the library is not usable here. Raises OSError when writing the library fails."""
     data = link(obj)
     if data is None:
         return None
@@ -624,7 +700,7 @@ def library(key: str | None, meta: dict, obj: bytes, symbols):
     meta = {k: v for k, v in meta.items() if k != "lib"}
     lib = None
     try:
-        made = _store_library(d, key, obj, symbols)
+        made = _store_library(d, key, split_objects(meta, obj), symbols)
     except OSError as e:
         _count("errors")
         log.debug("tracejit: could not write disk cache library %s: %s", key, e)
