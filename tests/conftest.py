@@ -10,6 +10,12 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
+# The suite runs in parallel (pytest-xdist, one worker per core): libraries that start a thread
+# per core in every worker would oversubscribe the machine many times over. Set before numpy is
+# imported; tests of tracejit's own threads set TRACEJIT_NUM_THREADS themselves.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 
 _CACHE_DIR = None
 
