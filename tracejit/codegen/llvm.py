@@ -108,10 +108,11 @@ class _KernelGen:
         self.cpu, self.features = cpu, features
         self.bufs = [k.out] + list(k.inputs)
 
-    def emit(self):
-        k = self.k
+    def _begin(self) -> None:
+        """The step function ``void name(ptr noalias buffers..., i64 lo, i64 hi)`` and a builder
+        at its entry block; `self.bufs` lists the buffers in argument order."""
         fnty = ir.FunctionType(ir.VoidType(), [ir.PointerType()] * len(self.bufs) + [I64, I64])
-        fn = ir.Function(self.mod, fnty, name=k.name)
+        fn = ir.Function(self.mod, fnty, name=self.k.name)
         for a in fn.args[:len(self.bufs)]:
             a.add_attribute("noalias")
         fn.attributes.add("nounwind")
@@ -119,8 +120,11 @@ class _KernelGen:
         self.fn = fn
         self.ptr = {b: a for b, a in zip(self.bufs, fn.args)}
         self.lo, self.hi = fn.args[-2], fn.args[-1]
-        entry = fn.append_basic_block("entry")
-        self.b = ir.IRBuilder(entry)
+        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+
+    def emit(self):
+        k = self.k
+        self._begin()
         if k.reduce_op is None:
             self._elementwise()
         elif k.reduce_axes and k.reduce_axes[-1] == len(k.domain) - 1 and \

@@ -14,7 +14,7 @@ import llvmlite.ir as ir
 import numpy as np
 
 from .. import dtypes as D
-from ..schedule.kernel import Access, Expr, RowKernel
+from ..schedule.kernel import Access, Expr, RowKernel, walk
 from .llvm import I64, _KernelGen, ir_type
 from .lower import identity_value, reduce_combine
 
@@ -33,21 +33,12 @@ class _RowGen(_KernelGen):
 
     def emit(self):
         k = self.k
-        fnty = ir.FunctionType(ir.VoidType(), [ir.PointerType()] * len(self.bufs) + [I64, I64])
-        fn = ir.Function(self.mod, fnty, name=k.name)
-        for a in fn.args[:len(self.bufs)]:
-            a.add_attribute("noalias")
-        fn.attributes.add("nounwind")
-        fn.attributes.add("norecurse")
-        self.fn = fn
-        self.ptr = {b: a for b, a in zip(self.bufs, fn.args)}
-        self.lo, self.hi = fn.args[-2], fn.args[-1]
-        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+        self._begin()
         outer, inner = list(k.domain[:k.n_outer]), list(k.domain[k.n_outer:])
         full = [int(np.prod(k.domain[i + 1:], dtype=np.int64)) for i in range(len(k.domain))]
         row = [int(np.prod(outer[i + 1:], dtype=np.int64)) for i in range(len(outer))]
         accs = {}
-        recips = {e.args[1].attrs for st in k.stages for e in _walk(st.body)
+        recips = {e.args[1].attrs for st in k.stages for e in walk(st.body)
                   if e.kind == "div" and e.args[1].kind == "stage" and e.dtype.is_floating_point}
         with self.b.goto_entry_block():
             for j, st in enumerate(k.stages):
@@ -104,11 +95,3 @@ class _RowGen(_KernelGen):
         idx = [self.idx[ax] for ax in range(len(a.strides))]
         return self._linear(idx, list(a.strides), a.offset)
 
-
-def _walk(e: Expr, seen=None):
-    seen = set() if seen is None else seen
-    if id(e) not in seen:
-        seen.add(id(e))
-        yield e
-        for a in e.args:
-            yield from _walk(a, seen)

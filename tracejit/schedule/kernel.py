@@ -29,7 +29,7 @@ from ..errors import SourceLoc
 from ..ir.graph import Node
 
 __all__ = ["Expr", "Access", "Kernel", "Operand", "Gemm", "RowKernel", "RowStage", "Extern",
-           "Schedule", "BufferInfo", "step_outputs"]
+           "Schedule", "BufferInfo", "step_outputs", "walk"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,16 @@ class Expr:
 
     def __repr__(self):
         return f"Expr({self.kind}, {self.dtype.short})"
+
+
+def walk(e: Expr, seen: set | None = None):
+    """Every distinct expression of the DAG under `e` (each once), `e` first."""
+    seen = set() if seen is None else seen
+    if id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        for a in e.args:
+            yield from walk(a, seen)
 
 
 def _hashable(v):

@@ -15,7 +15,7 @@ result at its own row). Results of elementwise stages cannot be read back within
 
 from __future__ import annotations
 
-from .kernel import Access, Expr, Kernel, RowKernel, RowStage, Schedule, _hashable
+from .kernel import Access, Expr, Kernel, RowKernel, RowStage, Schedule, _hashable, walk
 
 __all__ = ["fuse_rows", "MIN_ROW"]
 
@@ -39,17 +39,6 @@ def _row_strides(domain, n_outer) -> tuple[int, ...]:
     return tuple(reversed(out)) + (0,) * (len(domain) - n_outer)
 
 
-def _loads(e: Expr, seen=None):
-    seen = set() if seen is None else seen
-    if id(e) in seen:
-        return
-    seen.add(id(e))
-    if e.kind == "load":
-        yield e
-    for a in e.args:
-        yield from _loads(a, seen)
-
-
 class _Group:
     def __init__(self, first: Kernel, n_outer: int, buffers):
         self.domain, self.n_outer, self.buffers = first.domain, n_outer, buffers
@@ -64,7 +53,7 @@ class _Group:
             return False
         if k.reduce_op is not None and _trailing(k) != self.n_outer:
             return False
-        for ld in _loads(k.body):
+        for ld in (x for x in walk(k.body) if x.kind == "load"):
             a = ld.attrs
             if a.buffer in self.stored:
                 return False
@@ -150,7 +139,7 @@ class _Group:
                             memo[id(e)] = e
                     return memo[id(e)]
                 body = swap(later.body)
-                if body is not later.body and any(x is load for x in _walk(body)):
+                if body is not later.body and any(x is load for x in walk(body)):
                     later.body = body
                     st.spill = later.out
                     break
@@ -163,15 +152,6 @@ def _skey(e: Expr, keys: dict) -> tuple:
         hit = keys[id(e)] = (e, (e.kind, e.dtype.name, _hashable(e.attrs),
                                  tuple(_skey(a, keys) for a in e.args)))
     return hit[1]
-
-
-def _walk(e: Expr, seen=None):
-    seen = set() if seen is None else seen
-    if id(e) not in seen:
-        seen.add(id(e))
-        yield e
-        for a in e.args:
-            yield from _walk(a, seen)
 
 
 def fuse_rows(s: Schedule) -> Schedule:
