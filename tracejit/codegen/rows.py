@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import dtypes as D
 from ..schedule.kernel import Access, Expr, RowKernel, walk
-from .llvm import I64, _KernelGen, ir_type
+from .llvm import _KernelGen, ir_type
 from .lower import identity_value, reduce_combine
 
 __all__ = ["emit_rows"]

@@ -125,24 +125,25 @@ class _Group:
                         any(x.spill == later.out for x in stages) or \
                         self.buffers[later.out].dtype != st.body.dtype:
                     continue
-                memo: dict[int, Expr] = {}
                 load = Expr("load", st.body.dtype, attrs=Access(later.out, 0, full))
-
-                def swap(e: Expr) -> Expr:
-                    if id(e) not in memo:
-                        if _skey(e, keys) == want:
-                            memo[id(e)] = load
-                        elif e.args:
-                            memo[id(e)] = Expr(e.kind, e.dtype, tuple(swap(a) for a in e.args),
-                                               e.attrs)
-                        else:
-                            memo[id(e)] = e
-                    return memo[id(e)]
-                body = swap(later.body)
+                body = _swap(later.body, want, load, keys, {})
                 if body is not later.body and any(x is load for x in walk(body)):
                     later.body = body
                     st.spill = later.out
                     break
+
+
+def _swap(e: Expr, want: tuple, new: Expr, keys: dict, memo: dict) -> Expr:
+    """`e` with every subexpression structurally equal to `want` replaced by `new`."""
+    if id(e) not in memo:
+        if _skey(e, keys) == want:
+            memo[id(e)] = new
+        elif e.args:
+            memo[id(e)] = Expr(e.kind, e.dtype, tuple(_swap(a, want, new, keys, memo)
+                                                      for a in e.args), e.attrs)
+        else:
+            memo[id(e)] = e
+    return memo[id(e)]
 
 
 def _skey(e: Expr, keys: dict) -> tuple:
