@@ -250,9 +250,9 @@ def test_save(tmp_path):
     doc = json.loads((tmp_path / "g.json").read_text())
     assert doc["format"] == "tracejit.graph" and doc["version"] == 1
     assert str(tj.Graph.from_json((tmp_path / "g.json").read_text())) == str(g)
-    for ext, fmt in ((".dot", "DOT"), (".svg", "SVG"), (".onnx", "ONNX")):
-        with pytest.raises(NotImplementedError, match=fmt):
-            g.save(tmp_path / f"g{ext}")
+    g.save(tmp_path / "g.dot")  # .svg: tests/test_export_dot.py (needs Graphviz)
+    assert (tmp_path / "g.dot").read_text().startswith("digraph")
+    # .onnx: tests/test_onnx.py (needs the onnx extra)
     with pytest.raises(ValueError, match="unknown extension"):
         g.save(tmp_path / "g.bin")
 

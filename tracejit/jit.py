@@ -341,6 +341,10 @@ class CompiledFunction:
             entry = _Entry(graph, out_tree, captured, find_places(self.fn, captured),
                            _backend_runner(graph, self.device), _describe(call))
             self._cache[call.key] = entry
+            if dump := os.environ.get("TRACEJIT_DUMP"):  # every stage to files: export/dump.py
+                from .export.dump import dump_compilation
+                dump_compilation(dump, self._graph_name, entry.signature, graph, self.device,
+                                 entry.runner, self._fname)
             if not kwargs and all(type(a) in _FAST_TYPES for a in args):
                 self._fast[_fast_key(args)] = entry
         else:

@@ -191,12 +191,34 @@ class Graph:
         from ..export.jsonio import graph_from_json
         return graph_from_json(text)
 
+    def to_dot(self, schedule=None) -> str:
+        """Graphviz DOT text drawing every node (op, result type, source ``file:line``), the
+        inputs and outputs, and sub-graphs as nested clusters. With a `Schedule` built from this
+        graph, or ``schedule=True`` (optimize, schedule, and draw the optimized graph), each
+        fused kernel is a cluster labelled with its name and kind. See docs/export.md.
+
+        >>> import tracejit as tj
+        >>> dot = tj.make_graph(lambda x: tj.exp(x) * 2.0)(tj.ones(3)).to_dot()
+        >>> dot.startswith('digraph "lambda" {') and "<B>exp</B>" in dot
+        True
+        """
+        from ..export.dot import graph_to_dot
+        return graph_to_dot(self, schedule)
+
     def save(self, path) -> None:
         """Writes the graph to `path` in the format its extension names: ``.txt`` (the text
-        form) or ``.json``. (``.dot``, ``.svg`` and ``.onnx`` raise NotImplementedError until
-        their exporters land.)"""
+        form), ``.json``, ``.dot`` (Graphviz DOT), ``.svg`` (rendered by Graphviz's ``dot``,
+        which must be installed) or ``.onnx`` (`to_onnx`, which needs the ``onnx`` extra)."""
         from ..export import save_graph
         save_graph(self, path)
+
+    def to_onnx(self):
+        """The graph as an ``onnx.ModelProto`` (opset 18; needs ``pip install tracejit[onnx]``).
+        Inputs keep their names, outputs are ``out0``, ``out1``, ...; a primitive without an
+        ONNX equivalent (``random_bits``) raises `NotImplementedError` naming it and its source
+        line. See docs/export.md, "ONNX"."""
+        from ..export.onnx import graph_to_onnx
+        return graph_to_onnx(self)
 
     @property
     def captures(self) -> tuple[Node, ...]:
