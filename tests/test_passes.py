@@ -65,7 +65,7 @@ def _same_results(g1, g2, *args):
 def test_simplify_removes_neutral_elements_and_involutions():
     def f(x, m):
         a = (x * 1) / 1 - 0
-        b = -(-(1 * a))
+        b = -(-(1 * a))  # noqa: B002 - a double negation, on purpose
         c = tj.logical_not(tj.logical_not(m)) & True | False
         return b ** 1, c
 
@@ -146,7 +146,7 @@ def test_simplify_casts_and_selects():
 
 def test_simplify_inside_control_flow():
     def f(x):
-        return tj.cond(x.sum() > 0, lambda a: -(-a) * 1, lambda a: a + 0, x)
+        return tj.cond(x.sum() > 0, lambda a: -(-a) * 1, lambda a: a + 0, x)  # noqa: B002
 
     x = rng.standard_normal(4).astype(np.float32)
     s = simplify(tj.make_graph(f)(x))
@@ -266,7 +266,6 @@ def test_every_pass_is_named_and_verified_in_debug_mode(monkeypatch):
 # -- diagonal ---------------------------------------------------------------------------------
 
 from tracejit.passes.diagonal import diagonal  # noqa: E402
-from tracejit.passes.fold import fold  # noqa: E402
 
 
 @pytest.mark.parametrize("form", ["x@I", "I@x", "x@(I*v)", "(I*v)@x", "(v*I)@x.T", "x@I3"])
@@ -294,7 +293,7 @@ def test_diagonal_leaves_other_products_alone():
     x = rng.standard_normal((4, 5)).astype(np.float32)
     for mat in (np.eye(5, dtype=np.float32) * 2, np.eye(5, k=1, dtype=np.float32),
                 np.ones((5, 5), np.float32)):
-        g = fold(tj.make_graph(lambda x: x @ tj.tensor(mat))(x))
+        g = fold(tj.make_graph(lambda x, m=mat: x @ tj.tensor(m))(x))
         assert "dot_general" in _ops(diagonal(g))
     # a vector along neither axis of the identity (a full matrix times it) is not diagonal
     w = rng.standard_normal((5, 5)).astype(np.float32)
