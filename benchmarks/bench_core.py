@@ -21,8 +21,11 @@ import numpy as np
 import tracejit as tj
 
 
-def median_time(fn, repeat: int, number: int = 1) -> float:
-    fn()  # warm up
+def median_time(fn, repeat: int, number: int = 1, warmup: int = 3) -> float:
+    """The median over `repeat` samples of `number` calls each, after `warmup` calls (the
+    first calls of any library fault in fresh memory and fill caches)."""
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
