@@ -12,6 +12,7 @@ from . import autograd, nn, random, testing, tree
 from . import ops as _ops  # noqa: F401  (binds Tensor methods)
 from .autodiff.api import grad, value_and_grad
 from .autodiff.functional import hessian, hvp, jacobian, jvp, vhp, vjp
+from .config import config
 from .control import cond, fori_loop, scan, while_loop
 from .dtypes import (
     DType,
@@ -32,6 +33,7 @@ from .generator import Generator
 from .ir import Graph, Node, TensorType
 from .jit import CompiledFunction, Lowered, compile, make_graph
 from .ops import *  # noqa: F401,F403
+from .runtime.debugcheck import DebugCheckError
 from .tensor import Tensor, asarray, device, from_numpy, tensor
 from .vmap import vmap
 

@@ -13,6 +13,7 @@ import functools
 import inspect
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -21,6 +22,7 @@ import numpy as np
 from . import dtypes as D
 from . import tree
 from .captures import GONE, find_places
+from .config import config as _config
 from .errors import user_error
 from .ir.graph import Graph, TensorType
 from .tensor import Tensor, _list_to_numpy
@@ -122,8 +124,9 @@ class _Entry:
     out_tree: Any
     captured: list  # realized Tensors read at every call
     places: list  # per capture, the _Place it was found at (checked at every call), or None
-    runner: Callable
+    runner: Callable  # `base`, or a checking runner around it (`tj.config`)
     signature: str
+    base: Callable | None = None  # the backend's runner
 
     def current_captures(self) -> tuple[list | None, str | None]:
         """The tensors to read at this call: what each capture's place holds now.
@@ -204,6 +207,15 @@ def _backend_runner(graph: Graph, device: str) -> Callable:
     return CPUProgram(g)
 
 
+def _checked(runner: Callable, device: str) -> Callable:
+    """`runner`, or a runner that also checks its results when `tj.config` asks for it
+    (``debug``: against the interpreter; ``debug_nans``: for NaN). runtime/debugcheck.py."""
+    if not _config.checking():
+        return runner
+    from .runtime.debugcheck import wrap
+    return wrap(runner, device)
+
+
 class CompiledFunction:
     """A function traced and compiled once per signature. Made by `tj.compile`."""
 
@@ -217,8 +229,10 @@ class CompiledFunction:
         self.donate_argnums = tuple(donate_argnums)
         self._cache: dict[tuple, _Entry] = {}
         self._fast: dict[tuple, _Entry] = {}
+        self._building: dict[tuple, threading.Lock] = {}  # signature -> held while compiling
         self._fast_ok = not self.static_argnums and not self.static_argnames
         self._hits = self._misses = 0
+        self._cfg = _config.version  # the switches the runners were chosen for
         self._fname = getattr(fn, "__qualname__", getattr(fn, "__name__", "f"))
         self._graph_name = _graph_name(fn)
         try:
@@ -320,6 +334,8 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         if current_builder() is not None:  # called while tracing: inline
             return self.fn(*args, **kwargs)
+        if self._cfg != _config.version:  # tj.config changed: choose the runners again
+            self._rechoose()
         if not kwargs and self._fast_ok:
             fast = self._fast_call(args)
             if fast is not None:
@@ -334,23 +350,39 @@ class CompiledFunction:
                 entry = None
                 self._explain(call, why)
         if entry is None:
-            self._misses += 1
-            graph, out_tree, captured = self._trace(call)
-            if any(c._is_tracer for c in captured):
-                raise AssertionError("top-level captures must be realized tensors")
-            entry = _Entry(graph, out_tree, captured, find_places(self.fn, captured),
-                           _backend_runner(graph, self.device), _describe(call))
-            self._cache[call.key] = entry
-            if dump := os.environ.get("TRACEJIT_DUMP"):  # every stage to files: export/dump.py
-                from .export.dump import dump_compilation
-                dump_compilation(dump, self._graph_name, entry.signature, graph, self.device,
-                                 entry.runner, self._fname)
-            if not kwargs and all(type(a) in _FAST_TYPES for a in args):
-                self._fast[_fast_key(args)] = entry
+            entry = self._compile(call, args, kwargs)
         else:
             self._hits += 1
         outs = entry.runner(list(call.vals) + [c.numpy() for c in entry.captured])
         return tree.unflatten(entry.out_tree, [Tensor._wrap(o) for o in outs])
+
+    def _compile(self, call: _Call, args, kwargs) -> _Entry:
+        """A cache miss: traces and compiles `call`'s signature. Threads that miss on the same
+        signature at once take turns on a lock of that signature: the first compiles, the
+        others then find its entry (different signatures compile in parallel)."""
+        stale = self._cache.get(call.key)  # (an entry whose captured tensors changed)
+        with _BUILD_LOCK:
+            lock = self._building.setdefault(call.key, threading.Lock())
+        with lock:
+            entry = self._cache.get(call.key)
+            if entry is not None and entry is not stale and entry.current_captures()[1] is None:
+                self._hits += 1  # compiled by the thread we waited for
+                return entry
+            self._misses += 1
+            graph, out_tree, captured = self._trace(call)
+            if any(c._is_tracer for c in captured):
+                raise AssertionError("top-level captures must be realized tensors")
+            base = _backend_runner(graph, self.device)
+            entry = _Entry(graph, out_tree, captured, find_places(self.fn, captured),
+                           _checked(base, self.device), _describe(call), base)
+            self._cache[call.key] = entry
+            if dump := os.environ.get("TRACEJIT_DUMP"):  # every stage to files: export/dump.py
+                from .export.dump import dump_compilation
+                dump_compilation(dump, self._graph_name, entry.signature, graph, self.device,
+                                 entry.base, self._fname)
+            if not kwargs and all(type(a) in _FAST_TYPES for a in args):
+                self._fast[_fast_key(args)] = entry
+        return entry
 
     def _fast_call(self, args):
         """The cache-hit path for the common call: positional Tensors and arrays only."""
@@ -380,6 +412,11 @@ class CompiledFunction:
             return Tensor._wrap(outs[0])
         return tree.unflatten(entry.out_tree, [Tensor._wrap(o) for o in outs])
 
+    def _rechoose(self) -> None:
+        self._cfg = _config.version
+        for e in list(self._cache.values()):
+            e.runner = _checked(e.base, self.device)
+
     def cache_info(self) -> CacheInfo:
         return CacheInfo(self._hits, self._misses, [e.signature for e in self._cache.values()])
 
@@ -397,6 +434,7 @@ class CompiledFunction:
 
 
 _FAST_TYPES = (np.ndarray, Tensor)
+_BUILD_LOCK = threading.Lock()  # guards every CompiledFunction's `_building`
 
 
 def _fast_key(args) -> tuple:

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import dtypes as D
+from .config import config as _config
 from .errors import ConcretizationError, SourceLoc, TraceError, user_error, user_location
 from .ir.graph import Graph, Node, TensorType, freeze_params
 from .primitives import PRIMITIVES, RuleError
@@ -168,6 +169,8 @@ def bind(name: str, *operands, **params):
             out = op.ref(*vals, **params)
         except (IndexError, ZeroDivisionError, ValueError) as e:
             raise user_error(type(e), str(e)) from None
+        if _config.debug_nans:
+            _check_eager_nan(name, out, vals)
         if isinstance(t, tuple):
             return tuple(Tensor._wrap(_coerce(o, tt), weak=tt.weak) for o, tt in zip(out, t))
         return Tensor._wrap(_coerce(out, t), weak=t.weak)
@@ -181,6 +184,20 @@ def bind(name: str, *operands, **params):
         multi = Tensor._tracer(node, b, value)
         return tuple(bind("get", multi, index=i) for i in range(len(t)))
     return Tensor._tracer(node, b, value)
+
+
+def _has_nan(v) -> bool:
+    if isinstance(v, (tuple, list)):
+        return any(_has_nan(x) for x in v)
+    v = np.asarray(v)
+    return v.dtype.kind in "fc" and bool(np.isnan(v).any())
+
+
+def _check_eager_nan(name: str, out, operands) -> None:
+    """``tj.config.debug_nans``: an eager op that made a NaN from NaN-free operands raises."""
+    if _has_nan(out) and not any(_has_nan(v) for v in operands):
+        raise user_error(FloatingPointError, f"{name}: produced NaN from NaN-free operands "
+                         "(tj.config.debug_nans)")
 
 
 def _location() -> SourceLoc | None:

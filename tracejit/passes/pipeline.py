@@ -11,13 +11,12 @@ Graph -> Graph in its own module, tested on its own in tests/test_passes.py):
 * ``cse`` — computes equal nodes once;
 * ``dce`` — drops unused results and carries of control flow (unreachable nodes vanish anyway).
 
-With ``TRACEJIT_DEBUG=1`` the IR is verified before and after every pass, and a pass that breaks
-it is named in the error.
+With ``TRACEJIT_DEBUG=1`` (or ``tj.config.debug = True``) the IR is verified before and after
+every pass, and a pass that breaks it is named in the error.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 from ..ir.graph import Graph
@@ -39,7 +38,10 @@ PASSES: list[tuple[str, Callable[[Graph], Graph]]] = _passes()
 
 
 def debug_enabled() -> bool:
-    return os.environ.get("TRACEJIT_DEBUG", "") not in ("", "0")
+    """``tj.config.debug``; while that was never assigned, also ``TRACEJIT_DEBUG`` set after
+    import."""
+    from ..config import _ENV, _env_flag, config
+    return config.debug or (not config.is_set("debug") and _env_flag(_ENV["debug"]))
 
 
 def optimize(graph: Graph) -> Graph:

@@ -270,7 +270,14 @@ _NATIVE: OrderedDict = OrderedDict()
 NATIVE_CACHE_SIZE = 512
 
 
+_BUILDING: dict[str, threading.Lock] = {}  # structure -> held while one thread builds it
+
+
 def _native(graph: Graph, sched) -> _Native:
+    """The loaded module of `graph`'s structure: from `_NATIVE`, else built (or loaded from the
+    disk cache) once. Threads that ask for a structure another thread is building wait for it
+    (a lock per structure, taken without `_lock` held) instead of building it again; different
+    structures build in parallel."""
     from ..ir.printer import structural_text
     key = structural_text(graph)
     with _lock:
@@ -278,11 +285,24 @@ def _native(graph: Graph, sched) -> _Native:
         if hit is not None:
             _NATIVE.move_to_end(key)
             return hit
-    nat = _Native(sched, graph.name, key)
-    with _lock:
-        _NATIVE[key] = nat
-        if len(_NATIVE) > NATIVE_CACHE_SIZE:
-            _NATIVE.popitem(last=False)
+        building = _BUILDING.setdefault(key, threading.Lock())
+    with building:
+        with _lock:
+            hit = _NATIVE.get(key)
+            if hit is not None:  # built by the thread we waited for
+                _NATIVE.move_to_end(key)
+                return hit
+        nat = None
+        try:
+            nat = _Native(sched, graph.name, key)
+        finally:  # (on failure too: a waiting thread then tries itself)
+            with _lock:
+                if nat is not None:
+                    _NATIVE[key] = nat
+                    if len(_NATIVE) > NATIVE_CACHE_SIZE:
+                        _NATIVE.popitem(last=False)
+                if _BUILDING.get(key) is building:
+                    del _BUILDING[key]
     return nat
 
 
@@ -408,7 +428,10 @@ class CPUProgram:
         bufs = s.buffers
         threads = self._threads
         plan = self.buffer_plan
-        arena = self._arenas.pop() if self._arenas else np.empty(plan.size + 64, np.uint8)
+        try:  # (one pop, not a test then a pop: another thread may take the last arena)
+            arena = self._arenas.pop()
+        except IndexError:
+            arena = np.empty(plan.size + 64, np.uint8)
         base = (-arena.ctypes.data) % 64
         try:
             return self._run(args, env, arena, base, plan.offsets, bufs, threads)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 from .. import dtypes as D
 from ..ir.graph import Graph, Literal, Node
 from ..primitives import PRIMITIVES
@@ -209,7 +211,13 @@ def schedule(graph: Graph) -> Schedule:
             continue
         if n.op == "constant":
             b = buffer(n, "const")
-            consts[b] = PRIMITIVES["constant"].ref(**n.params)
+            # dense, row-major, as every kernel indexes it (a folded constant can be a
+            # transposed or strided view: its data pointer alone would be read in the wrong
+            # order; found by the fuzzer, tests/test_fuzz.py)
+            v = PRIMITIVES["constant"].ref(**n.params)
+            if isinstance(v, np.ndarray) and not v.flags.c_contiguous:
+                v = np.array(v, order="C")  # (not ascontiguousarray: it makes 0-d 1-d)
+            consts[b] = v
             continue
         if id(n) in plan.products:
             steps += _GemmBuilder(plan, buf_of, consts, buffers).build(
@@ -242,8 +250,14 @@ def schedule(graph: Graph) -> Schedule:
         if buffers[b].kind == "temp":
             buffers[b].kind = "output"
         outputs.append(b)
+    by_id = {id(n): n for n in (*graph.inputs, *graph.nodes)}
+    node_of: dict[int, tuple] = {}
+    for key, b in buf_of.items():
+        n = by_id.get(key[0] if isinstance(key, tuple) else key)
+        if n is not None and (b not in node_of or n.op != "get"):
+            node_of[b] = (n, key[1] if isinstance(key, tuple) else None)
     from .rows import fuse_rows
-    return fuse_rows(Schedule(buffers, steps, inputs, outputs, consts))
+    return fuse_rows(Schedule(buffers, steps, inputs, outputs, consts, node_of))
 
 
 class _KernelBuilder:

@@ -224,6 +224,8 @@ class Schedule:
     inputs: list[int]  # graph inputs -> buffers
     outputs: list[int]  # graph outputs -> buffers
     consts: dict[int, object]  # buffer -> numpy value
+    # buffer -> (graph node, result index or None) whose value it holds (differential checks)
+    node_of: dict[int, tuple] = field(default_factory=dict)
 
     @property
     def kernels(self) -> list[Kernel]:
