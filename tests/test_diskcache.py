@@ -281,6 +281,10 @@ CORRUPTIONS = {
     "garbage": lambda d, k: np.random.default_rng(0).bytes(len(d)),
     "other key": lambda d, k: diskcache.encode("0" * 64, *diskcache.decode(d, k)),
     "non-json meta": lambda d, k: _with_meta(d, k, b"\xff\xfe not json"),
+    # well formed (its digest right), but written in the previous format (another tracejit)
+    "older format": lambda d, k: _with_meta(d, k, json.dumps({**diskcache.decode(d, k)[0],
+                                                              "key": k}).encode(),
+                                            fmt=diskcache.FORMAT_VERSION - 1),
     "json list meta": lambda d, k: _with_meta(d, k, b"[1, 2]"),
     # valid file, but its metadata names kernels this schedule does not have
     "wrong kernels": lambda d, k: diskcache.encode(k, {"outer": {"k0_nope": [4, True]}},
@@ -296,11 +300,12 @@ def _no_lib(meta: dict) -> dict:
     return {k: v for k, v in meta.items() if k != "lib"}
 
 
-def _with_meta(data: bytes, key: str, meta: bytes) -> bytes:
+def _with_meta(data: bytes, key: str, meta: bytes, fmt: int | None = None) -> bytes:
     import hashlib
     obj = diskcache.decode(data, key)[1]
     h = diskcache._HEADER
-    return h.pack(diskcache.MAGIC, diskcache.FORMAT_VERSION, len(meta), len(obj),
+    fmt = diskcache.FORMAT_VERSION if fmt is None else fmt
+    return h.pack(diskcache.MAGIC, fmt, len(meta), len(obj),
                   hashlib.sha256(meta + obj).digest()) + meta + obj
 
 
@@ -573,6 +578,24 @@ def test_group_or_world_writable_directory_not_trusted(cache, mode):
     assert diskcache.clear() == 0
 
 
+def test_valid_entries_in_a_directory_writable_by_others_are_not_loaded(cache):
+    """A directory that was this user's when the entries were written, then made group- and
+    world-writable: a new process loads none of them (anyone could have replaced them) and
+    compiles instead, writing nothing there."""
+    good = run_fn()
+    path = only_entry(cache)
+    before = {p.name: p.read_bytes() for p in cache.iterdir()}
+    os.chmod(cache, 0o777)
+    try:
+        r = result(child(cache))
+    finally:
+        os.chmod(cache, 0o700)
+    assert r["stats"]["hits"] == r["stats"]["stores"] == r["stats"]["libs_loaded"] == 0
+    assert r["calls"]["optimize"] == 1  # compiled, not loaded
+    np.testing.assert_array_equal(r["out"], good)
+    assert {p.name: p.read_bytes() for p in cache.iterdir()} == before and path.exists()
+
+
 def test_directory_of_another_user_not_trusted(cache, monkeypatch):
     cache.mkdir(mode=0o700)
     if IS_ROOT:
@@ -647,6 +670,56 @@ def test_oserror_while_writing_degrades(cache, monkeypatch):
     run_fn()
     assert diskcache.stats["errors"] == 1 and diskcache.stats["stores"] == 0
     assert entries(cache) == [] and list(cache.iterdir()) == []  # the temp file is gone
+
+
+@pytest.mark.parametrize("linker", [True, False], ids=["library", "object"])
+def test_read_only_directory_loads_and_compiles(cache, monkeypatch, linker):
+    """A read-only directory (a read-only mount, or one without write permission), simulated
+    so that it also runs as root: reading works, creating any file fails with EROFS. An entry
+    that is there is still used — its object code, by MCJIT, since loading the library needs a
+    private copy written into the directory — and a structure that is not there compiles,
+    counting an error and writing nothing."""
+    if not linker:
+        monkeypatch.setattr(diskcache, "find_linkers", lambda: [])
+    elif not HAVE_LINKER:
+        pytest.skip("no system linker")
+    good = run_fn()
+    files = sorted(p.name for p in cache.iterdir())
+
+    def read_only(*a, **k):
+        raise OSError(30, "Read-only file system")
+    monkeypatch.setattr(diskcache.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(diskcache.os, "replace", read_only)
+    stats = dict(diskcache.stats)
+    np.testing.assert_array_equal(run_fn(), good)
+    assert diskcache.stats["hits"] - stats["hits"] == 1
+    assert diskcache.stats["libs_loaded"] == stats["libs_loaded"]  # (the copy cannot be made)
+    assert native().engine is not None and native().lib is None
+
+    def other(x, y):  # a structure that is not in the cache
+        return tj.exp(x) - y
+    out = tj.compile(other)(X, Y).numpy()
+    np.testing.assert_allclose(out, np.exp(X) - Y, rtol=1e-6)
+    assert diskcache.stats["stores"] == stats["stores"] and diskcache.stats["errors"] > 0
+    assert sorted(p.name for p in cache.iterdir()) == files
+
+
+def test_entries_of_other_versions_are_not_used(cache, monkeypatch):
+    """Entries written by another tracejit version, or in another format version, are under
+    other keys: never loaded, left alone; this version compiles and stores its own."""
+    for module, attr, value in [(tj, "__version__", "0.0.0-other"),
+                                (diskcache, "FORMAT_VERSION", diskcache.FORMAT_VERSION - 1)]:
+        with monkeypatch.context() as m:
+            m.setattr(module, attr, value)
+            run_fn()
+    foreign = {p: p.read_bytes() for p in entries(cache)}
+    assert len(foreign) == 2 and diskcache.stats["stores"] == 2
+    good = run_fn()
+    assert diskcache.stats["hits"] == 0 and diskcache.stats["rejected"] == 0
+    assert diskcache.stats["stores"] == 3 and len(entries(cache)) == 3
+    assert all(p.read_bytes() == data for p, data in foreign.items())
+    np.testing.assert_array_equal(run_fn(), good)
+    assert diskcache.stats["hits"] == 1
 
 
 def test_disabled(tmp_path, cache, monkeypatch):

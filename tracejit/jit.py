@@ -150,6 +150,20 @@ class _Entry:
         return self.captured, None
 
 
+def _check_output_sizes(graph: Graph) -> None:
+    """A result larger than physical memory raises `MemoryError` naming the line that made
+    it, before the call allocates anything (intermediates may be fused away; results not)."""
+    from .trace import _PHYS_MEM
+    for o in graph.outputs:
+        n = o.dtype.itemsize
+        for d in o.shape:
+            n *= d
+        if n > _PHYS_MEM:
+            raise user_error(MemoryError, f"compiled result {o.dtype.short}{list(o.shape)} "
+                             f"needs {n} bytes, more than this machine's physical memory "
+                             f"({_PHYS_MEM} bytes)", o.loc)
+
+
 @dataclass
 class _Call:
     key: tuple
@@ -245,6 +259,14 @@ class CompiledFunction:
                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
                     self._name_to_pos[p.name] = i
         self._pos_names = tuple(self._name_to_pos)
+        params = self._sig.parameters.values() if self._sig is not None else ()
+        if self._sig is not None and not any(p.kind == p.VAR_POSITIONAL for p in params):
+            npos = len(self._pos_names)
+            for i in self.static_argnums:
+                if not -npos <= i < npos:
+                    raise ValueError(f"compile: static_argnums {i} is out of range for "
+                                     f"{self._fname}, which takes {npos} positional "
+                                     "argument(s)")
         for n in self.static_argnames:
             if self._sig is not None and n not in self._sig.parameters and not any(
                     p.kind == p.VAR_KEYWORD for p in self._sig.parameters.values()):
@@ -309,6 +331,15 @@ class CompiledFunction:
 
     # -- tracing -----------------------------------------------------------------------------
     def _trace(self, call: _Call):
+        if self._sig is not None:  # a wrong number of arguments: the caller's line, not ours
+            try:
+                self._sig.bind(*call.dyn[0], **call.dyn[1])
+            except TypeError as e:
+                a, kw = call.dyn
+                raise user_error(TypeError, f"{self._fname}{self._sig}: {e} (called with "
+                                 f"{len(a)} positional and {len(kw)} keyword argument(s))"
+                                 ) from None
+
         def rebuild(tracers):
             leaves = iter(tracers)
             args, kwargs = tree.unflatten(call.treedef, leaves)
@@ -370,6 +401,7 @@ class CompiledFunction:
                 return entry
             self._misses += 1
             graph, out_tree, captured = self._trace(call)
+            _check_output_sizes(graph)
             if any(c._is_tracer for c in captured):
                 raise AssertionError("top-level captures must be realized tensors")
             base = _backend_runner(graph, self.device)

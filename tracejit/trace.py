@@ -14,6 +14,7 @@ receives as an extra operand.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Callable
 
@@ -165,15 +166,23 @@ def bind(name: str, *operands, **params):
                              "traced in (it was stored in a global or closure and used after "
                              "that trace ended); return it from the function instead")
         vals = [x._value for x in operands]
+        _check_size(name, t)
         try:
             out = op.ref(*vals, **params)
+            if isinstance(t, tuple):
+                out = tuple(_coerce(o, tt) for o, tt in zip(out, t))
+            else:
+                out = _coerce(out, t)
         except (IndexError, ZeroDivisionError, ValueError) as e:
             raise user_error(type(e), str(e)) from None
+        except MemoryError as e:
+            raise user_error(MemoryError, f"{name}: out of memory for the result "
+                             f"{_describe(t if isinstance(t, tuple) else [t])}: {e}") from None
         if _config.debug_nans:
             _check_eager_nan(name, out, vals)
         if isinstance(t, tuple):
-            return tuple(Tensor._wrap(_coerce(o, tt), weak=tt.weak) for o, tt in zip(out, t))
-        return Tensor._wrap(_coerce(out, t), weak=t.weak)
+            return tuple(Tensor._wrap(o, weak=tt.weak) for o, tt in zip(out, t))
+        return Tensor._wrap(out, weak=t.weak)
     node = b.add(name, tuple(b.lift(x) for x in operands), params, t, _location())
     value = None
     if b.concrete and all(x._value is not None for x in operands):
@@ -184,6 +193,28 @@ def bind(name: str, *operands, **params):
         multi = Tensor._tracer(node, b, value)
         return tuple(bind("get", multi, index=i) for i in range(len(t)))
     return Tensor._tracer(node, b, value)
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 1 << 62
+
+
+_PHYS_MEM = _physical_memory()
+
+
+def _check_size(name: str, t) -> None:
+    """An eager result larger than the machine's physical memory raises `MemoryError` before
+    anything is allocated (rather than whatever the allocator or the OOM killer does)."""
+    for tt in (t if isinstance(t, tuple) else (t,)):
+        n = tt.dtype.itemsize
+        for d in tt.shape:
+            n *= d
+        if n > _PHYS_MEM:
+            raise user_error(MemoryError, f"{name}: the result {tt} needs {n} bytes, more "
+                             f"than this machine's physical memory ({_PHYS_MEM} bytes)")
 
 
 def _has_nan(v) -> bool:

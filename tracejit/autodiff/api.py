@@ -62,7 +62,11 @@ def trace_flat(fun: Callable, args: tuple, kwargs: dict, name: str):
 
 def _argnum_leaves(args, argnums, fname):
     """Flat leaf positions (within ``tree.flatten(args)``) of the differentiated arguments."""
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    nums = (argnums,) if isinstance(argnums, int) else (
+        tuple(argnums) if isinstance(argnums, (tuple, list)) else None)
+    if nums is None or not all(isinstance(a, int) and not isinstance(a, bool) for a in nums):
+        raise user_error(TypeError, f"{fname}: argnums must be an int or a tuple of ints, "
+                         f"got {argnums!r}")
     for a in nums:
         if not -len(args) <= a < len(args):
             raise user_error(ValueError, f"{fname}: argnums {a} is out of range for "

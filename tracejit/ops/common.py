@@ -146,4 +146,13 @@ def shape_arg(name: str, shape, size=None) -> tuple[int, ...]:
         raise user_error(TypeError, f"{name}: shape must be ints, got {shape!r}") from None
     if any(s < 0 for s in out):
         raise user_error(ValueError, f"{name}: negative dimension in shape {list(out)}")
+    n = 1
+    for d in out:
+        n *= d
+    if n > _MAX_NUMEL:
+        raise user_error(ValueError, f"{name}: shape {list(out)} has {n} elements, more than "
+                         f"64-bit indexing allows ({_MAX_NUMEL})")
     return out
+
+
+_MAX_NUMEL = 2 ** 63 - 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -140,6 +141,7 @@ class _Native:
         host = _host() if key else None
         dkey = diskcache.entry_key(key, *host) if key else None
         if dkey and self._load(diskcache.load(dkey), dkey):
+            self._unload_when_freed()
             return
         if dkey and _host(live=True) != host:  # the cache's record of this host was stale
             host = _host(live=True)
@@ -166,6 +168,16 @@ class _Native:
         if dkey and diskcache.store(dkey, {"outer": self.outer}, objs, self._functions(),
                                     linked=linked):
             diskcache.remember_host(*host)
+        self._unload_when_freed()
+
+    def _unload_when_freed(self) -> None:
+        """Unloads the shared library (dlclose) when this object is freed: nothing can call
+        its code then, since every `CPUProgram` (and every thread running a step of one:
+        `_share`) holds its `_Native`. (ctypes never unloads a library by itself: ~22 KB each
+        of the structures evicted from `_NATIVE`. An MCJIT engine frees its code when it is
+        freed.) Not at interpreter exit, when other threads may still run."""
+        if self.lib is not None:
+            weakref.finalize(self, diskcache._close, self.lib).atexit = False
 
     def _functions(self) -> set[str]:
         """The generated functions the call path looks up: a loaded module must define all."""
@@ -307,9 +319,10 @@ def _native(graph: Graph, sched) -> _Native:
 
 
 def _share(par, ptrs, addr, n, chunk, state):
-    """A worker's part of a shared step. `state` (the counters at `addr`) is held until it
-    returns; a worker that starts after the step is finished takes no chunk and touches no
-    buffer."""
+    """A worker's part of a shared step. `state` (the counters at `addr`, and the `_Native`
+    whose code `par` is) is held until it returns; a worker that starts after the step is
+    finished takes no chunk and touches no buffer (but still runs the module's code, which must
+    not be unloaded before)."""
     par(*ptrs, addr, n, chunk, 0)
     del state
 
@@ -463,7 +476,8 @@ class CPUProgram:
                     state = (ctypes.c_int64 * 2)()
                     addr = ctypes.addressof(state)
                     for _ in range(threads - 1):
-                        _executor().submit(_share, par, ptrs, addr, n, chunk, state)
+                        _executor().submit(_share, par, ptrs, addr, n, chunk,
+                                           (state, self.native))
                     par(*ptrs, addr, n, chunk, 1)  # returns when every chunk is finished
                 elif par and threads > 1:
                     n = st.outer_extent
