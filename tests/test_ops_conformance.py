@@ -152,7 +152,9 @@ COVERED_ELSEWHERE = {"cond", "while", "get",
                      # random numbers (SPEC §6): Philox known answers in tests/test_random.py
                      "random_bits",
                      # tj.autograd.Function calls: tests/test_autodiff.py
-                     "custom_vjp"}
+                     "custom_vjp",
+                     # effects (tj.debug.print / check): tests/test_debug_effects.py
+                     "debug_print", "debug_check"}
 
 
 def _ops_in(g: tj.Graph) -> set[str]:

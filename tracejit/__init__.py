@@ -8,10 +8,17 @@
 0.0
 """
 
-from . import autograd, nn, random, testing, tree
+from . import autograd, debug, nn, optim, random, testing, tree
 from . import ops as _ops  # noqa: F401  (binds Tensor methods)
 from .autodiff.api import grad, value_and_grad
 from .autodiff.functional import hessian, hvp, jacobian, jvp, vhp, vjp
+from .autograd.grad_mode import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from .config import config
 from .control import cond, fori_loop, scan, while_loop
 from .dtypes import (
@@ -27,7 +34,7 @@ from .dtypes import (
     promote_types,
     uint8,
 )
-from .errors import ConcretizationError, GraphFormatError, SourceLoc, TraceError
+from .errors import CheckError, ConcretizationError, GraphFormatError, SourceLoc, TraceError
 from .generator import *  # noqa: F401,F403
 from .generator import Generator
 from .ir import Graph, Node, TensorType

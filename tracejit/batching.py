@@ -30,9 +30,9 @@ from .ir.graph import Graph, TensorType
 from .primitives import PRIMITIVES, defrules
 from .primitives.elementwise import broadcast_shapes
 from .tensor import Tensor
-from .trace import at_location, bind, trace_subgraph
+from .trace import at_location, bind, current_builder, trace_subgraph
 
-__all__ = ["batch_graph", "batch_subgraph", "install"]
+__all__ = ["batch_graph", "batch_subgraph", "install", "live_lanes"]
 
 _state = threading.local()
 
@@ -115,6 +115,37 @@ class _masking:
 
 def _masked() -> bool:
     return getattr(_state, "masked", 0) > 0
+
+
+class _live:
+    """Within this context, only the lanes where the batched bool `mask` (shape ``(B,)``) holds
+    keep the values computed in the current trace; the others are discarded."""
+
+    def __init__(self, mask: Tensor):
+        self.entry = (current_builder(), mask)
+
+    def __enter__(self):
+        if not hasattr(_state, "lanes"):
+            _state.lanes = []
+        _state.lanes.append(self.entry)
+
+    def __exit__(self, *exc):
+        _state.lanes.pop()
+
+
+def live_lanes() -> Tensor | None:
+    """The batched bool ``(B,)`` of the lanes whose values are kept, or None when all are: set
+    inside the branches of a ``cond`` with a batched predicate and the body of a loop whose
+    condition is batched. (Only masks of the current trace apply: a sub-graph traced inside
+    such a region, e.g. a nested ``cond`` with an unbatched predicate, does not see them.)"""
+    b = current_builder()
+    masks = [m for bb, m in getattr(_state, "lanes", ()) if bb is b]
+    if not masks:
+        return None
+    out = masks[0]
+    for m in masks[1:]:
+        out = bind("logical_and", out, m)
+    return out
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -309,8 +340,9 @@ def _cond(xs, dims, *, branches):
         outs = bind("cond", pred, *ops, branches=(gt, gf))
         return outs, tuple(0 if b else None for b in out_b)
     # a batched predicate: both branches run on every lane, and each lane picks its result
-    with _masking():
+    with _masking(), _live(pred):
         t, td = batch_graph(branches[0], list(ops), list(dims[1:]))
+    with _masking(), _live(bind("logical_not", pred)):
         f, fd = batch_graph(branches[1], list(ops), list(dims[1:]))
     outs = tuple(_select_lanes(pred, a, da, b, db, size) for a, da, b, db in zip(t, td, f, fd))
     return outs, (0,) * len(outs)
@@ -357,7 +389,8 @@ def _masked_loop(cond: Graph, body: Graph, batched: list[bool], size: int):
     def step(*ts):
         with _masking():
             p = lanes_on(ts)
-            new, nd = batch_graph(body, list(ts), dims)
+            with _live(p):
+                new, nd = batch_graph(body, list(ts), dims)
         return [_select_lanes(p, o, d, old, 0, size) for o, d, old in zip(new, nd, ts[:k])]
 
     gc, _, c1 = trace_subgraph(any_on, types, names, cond.name)

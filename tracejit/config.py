@@ -23,11 +23,15 @@ import os
 
 __all__ = ["config", "Config"]
 
-_ENV = {"debug": "TRACEJIT_DEBUG", "debug_nans": "TRACEJIT_DEBUG_NANS"}
+_ENV = {"debug": "TRACEJIT_DEBUG", "debug_nans": "TRACEJIT_DEBUG_NANS", "lazy": "TRACEJIT_LAZY"}
+_DEFAULT_ON = {"lazy"}
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+def _env_flag(name: str, default: bool = False) -> bool:
+    v = os.environ.get(name, "").strip().lower()
+    if not v:
+        return default
+    return v not in ("0", "false", "no", "off")
 
 
 class Config:
@@ -39,12 +43,15 @@ class Config:
     * ``debug_nans``: raise ``FloatingPointError`` naming the first op (and its source line)
       that produced a NaN from NaN-free operands, in compiled calls and eager ops. Default:
       ``TRACEJIT_DEBUG_NANS``.
+    * ``lazy``: eager ops build a pending graph realized on demand through the compiler, cached
+      by structure (lazy.py); off, each eager op runs at once on numpy. Default: on
+      (``TRACEJIT_LAZY=0`` turns it off).
 
     The defaults are read from the environment when tracejit is imported (and again by
     `reset`); the values are plain attributes, so reading one costs no environment lookup.
     """
 
-    __slots__ = ("debug", "debug_nans", "_set", "version")
+    __slots__ = ("debug", "debug_nans", "lazy", "_set", "version")
 
     def __init__(self):
         object.__setattr__(self, "_set", set())
@@ -54,7 +61,7 @@ class Config:
     def _defaults(self) -> None:
         for name, var in _ENV.items():
             if name not in self._set:
-                object.__setattr__(self, name, _env_flag(var))
+                object.__setattr__(self, name, _env_flag(var, name in _DEFAULT_ON))
         object.__setattr__(self, "version", self.version + 1)
 
     def __setattr__(self, name: str, value) -> None:

@@ -10,8 +10,8 @@ import linecache
 import os
 import sys
 
-__all__ = ["SourceLoc", "user_location", "ConcretizationError", "GraphFormatError",
-           "TraceError", "user_error"]
+__all__ = ["SourceLoc", "user_location", "CheckError", "ConcretizationError", "GraphFormatError",
+           "TraceError", "user_error", "where"]
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -78,6 +78,26 @@ class ConcretizationError(TraceError):
 
 class GraphFormatError(TraceError, ValueError):
     """A serialized graph could not be loaded."""
+
+
+class CheckError(AssertionError, TraceError):
+    """A `tj.debug.check` failed: its condition did not hold for every element.
+
+    The message is the check's own message (its fields filled in with the values) followed by
+    the user's source ``file:line``; `loc` is that location (None while a reference raises it:
+    the runner that ran the node adds it, see `located_check`)."""
+
+    loc: SourceLoc | None = None
+
+
+def located_check(e: CheckError, loc: SourceLoc | None) -> CheckError:
+    """`e` with the source location of the node that raised it (`e` itself when it already has
+    one: a check inside a branch or loop body is located by the innermost runner)."""
+    if e.loc is not None or loc is None:
+        return e
+    err = CheckError(str(e) + where(loc))
+    err.loc = loc
+    return err
 
 
 def user_error(exc_type: type[BaseException], msg: str, loc: SourceLoc | None = None):

@@ -43,12 +43,25 @@ class Generator:
     def __init__(self, device="cpu"):
         _check_device(device)
         self.device = device
-        self._seed, self._offset = DEFAULT_SEED, 0
+        # [seed, offset]: one buffer, so a compiled function can capture it and advance it
+        self._state = Tensor._wrap(np.array([DEFAULT_SEED, 0], dtype=np.int64))
+
+    @property
+    def _seed(self) -> int:
+        return int(self._state._value[0])
+
+    @property
+    def _offset(self) -> int:
+        return int(self._state._value[1])
+
+    def _set(self, seed: int, offset: int) -> None:
+        self._state._value[:] = (seed, offset)
+        self._state._bump_version()
 
     def manual_seed(self, seed: int) -> Generator:
         if not isinstance(seed, (int, np.integer)):
             raise TypeError(f"manual_seed: seed must be an int, got {type(seed).__name__}")
-        self._seed, self._offset = int(seed) & SEED_MASK, 0
+        self._set(int(seed) & SEED_MASK, 0)
         return self
 
     def seed(self) -> int:
@@ -66,17 +79,31 @@ class Generator:
         if s.shape != (2,) or s.dtype.kind not in "iu":
             raise ValueError(f"set_state: expected an int64 tensor of shape [2], got {s.dtype} "
                              f"{list(s.shape)}")
-        self._seed, self._offset = int(s[0]), int(s[1])
+        self._set(int(s[0]), int(s[1]))
         return self
 
     def _key(self, blocks: int, what: str) -> Tensor:
+        """The key of the next draw of `blocks` counter blocks; advances the generator. Inside
+        `tj.compile` the generator's state is an input of the compiled function and its
+        advance is written back after every call (`state.py`), so each call draws new
+        numbers, exactly the numbers the same eager calls would draw."""
         if current_builder() is not None:
-            raise user_error(NotImplementedError, (
-                f"{what}: global-state random numbers inside compiled code are not supported yet "
-                "(they must advance on every call, which lands with the [tensor] issue). Pass an "
-                "explicit key instead: key = tj.random.key(seed); tj.random.uniform(key, shape)"))
-        k = Tensor._wrap(np.array([self._seed, self._offset], dtype=np.int64))
-        self._offset += blocks
+            from .ops.inplace import store
+            from .state import state_builder
+            b = state_builder()
+            if b is None:
+                raise user_error(NotImplementedError, (
+                    f"{what}: random numbers from a generator's global state are supported in "
+                    "eager code and at the top level of tj.compile, not inside tj.grad/vmap/"
+                    "cond/loops. Pass an explicit key instead: key = tj.random.key(seed); "
+                    "tj.random.uniform(key, shape)"))
+            k = Tensor._tracer(b.lift(self._state), b)
+            step = Tensor._wrap(np.array([0, blocks], dtype=np.int64))
+            store(self._state, E.add(k, step), what)
+            return k
+        k = Tensor._wrap(self._state._value.copy())
+        self._state._value[1] += blocks
+        self._state._bump_version()
         return k
 
 

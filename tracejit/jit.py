@@ -25,6 +25,7 @@ from .captures import GONE, find_places
 from .config import config as _config
 from .errors import user_error
 from .ir.graph import Graph, TensorType
+from .state import StateBuilder
 from .tensor import Tensor, _list_to_numpy
 from .tensor import device as Device
 from .trace import current_builder, trace_graph
@@ -74,7 +75,7 @@ def _leaf_value(x, path: str, fname: str):
 
 
 def _flatten_args(args: tuple, kwargs: dict, fname: str, pos_names=()):
-    """``(treedef, values, types)`` of the dynamic arguments (the per-call fast path)."""
+    """``(treedef, values, types, leaves)`` of the dynamic arguments."""
     leaves, treedef = tree.flatten((args, kwargs), is_leaf=_numeric_list)
     vals, types = [], []
     for i, leaf in enumerate(leaves):
@@ -86,7 +87,7 @@ def _flatten_args(args: tuple, kwargs: dict, fname: str, pos_names=()):
             raise
         vals.append(v)
         types.append(t)
-    return treedef, vals, types
+    return treedef, vals, types, leaves
 
 
 def _leaf_names(args: tuple, kwargs: dict, pos_names=()) -> list[str]:
@@ -127,6 +128,7 @@ class _Entry:
     runner: Callable  # `base`, or a checking runner around it (`tj.config`)
     signature: str
     base: Callable | None = None  # the backend's runner
+    writes: Any = None  # state.WriteBack: in-place updates and .grad written after each call
 
     def current_captures(self) -> tuple[list | None, str | None]:
         """The tensors to read at this call: what each capture's place holds now.
@@ -134,13 +136,16 @@ class _Entry:
         A place rebound to another realized tensor of the same shape and dtype is simply read
         (a new value never retraces); anything else returns ``(None, why)`` and retraces.
         """
+        if self.writes is not None and (why := self.writes.stale()) is not None:
+            return None, why
         for i, (old, place) in enumerate(zip(self.captured, self.places, strict=True)):
             if place is None:
                 continue
             now = place.read()
             if now is old:
                 continue
-            if isinstance(now, Tensor) and not now._is_tracer and now._type() == old._type():
+            if isinstance(now, Tensor) and not now._is_tracer and now._type() == old._type() \
+                    and not (self.writes is not None and self.writes.targets(old)):
                 self.captured[i] = now
                 continue
             what = (f"a tensor {now._type()}" if isinstance(now, Tensor) else "nothing"
@@ -173,6 +178,7 @@ class _Call:
     static: dict = field(default_factory=dict)
     dyn: tuple = ((), {})  # the dynamic (args, kwargs), for naming graph inputs
     pos_names: tuple = ()
+    leaves: list = field(default_factory=list)  # the argument leaves (write-back targets)
 
     @property
     def names(self) -> list[str]:
@@ -186,6 +192,7 @@ class Lowered:
 
     def __init__(self, graph: Graph, out_tree, device: str):
         self.graph, self.out_tree, self.device = graph, out_tree, device
+        self.writes = None  # state.WriteBack: extra results written back after each call
 
     def as_text(self, stage: str = "graph") -> str:
         """The text of one compilation stage: ``graph`` (as traced), ``optimized`` (after the
@@ -324,10 +331,13 @@ class CompiledFunction:
 
     def _signature(self, args, kwargs) -> _Call:
         dyn_args, dyn_kwargs, static = self._split(args, kwargs)
-        treedef, vals, types = _flatten_args(dyn_args, dyn_kwargs, self._fname, self._pos_names)
+        treedef, vals, types, leaves = _flatten_args(dyn_args, dyn_kwargs, self._fname,
+                                                     self._pos_names)
         skey = tuple(sorted(((str(k), _static_key(v)) for k, v in static.items())))
-        return _Call((treedef, tuple(types), skey), treedef, vals, types, static,
-                     (dyn_args, dyn_kwargs), self._pos_names)
+        # arguments that require grad are traced as leaves that do (loss.backward() inside)
+        rg = tuple(i for i, x in enumerate(leaves) if isinstance(x, Tensor) and x._requires_grad)
+        return _Call((treedef, tuple(types), skey, rg), treedef, vals, types, static,
+                     (dyn_args, dyn_kwargs), self._pos_names, leaves)
 
     # -- tracing -----------------------------------------------------------------------------
     def _trace(self, call: _Call):
@@ -341,6 +351,10 @@ class CompiledFunction:
                                  ) from None
 
         def rebuild(tracers):
+            for tr, leaf in zip(tracers, call.leaves):
+                if isinstance(leaf, Tensor) and leaf._requires_grad:
+                    tr._requires_grad = True
+            current_builder().arg_tracers = list(tracers)
             leaves = iter(tracers)
             args, kwargs = tree.unflatten(call.treedef, leaves)
             args = list(args)
@@ -353,14 +367,16 @@ class CompiledFunction:
 
         graph, out_tree, b = trace_graph(
             lambda a, kw: self.fn(*a, **kw), call.types, call.names, self._graph_name,
-            unflatten=rebuild, strong_outputs=True)
-        return graph, out_tree, b.captured
+            unflatten=rebuild, strong_outputs=True, builder=StateBuilder)
+        return graph, out_tree, b.captured, (None if b.plan.empty else b.plan)
 
     def lower(self, *args, **kwargs) -> Lowered:
         """Traces at these arguments' signature without running; see `Lowered`."""
         call = self._signature(args, kwargs)
-        graph, out_tree, _ = self._trace(call)
-        return Lowered(graph, out_tree, self.device)
+        graph, out_tree, _, writes = self._trace(call)
+        low = Lowered(graph, out_tree, self.device)
+        low.writes = writes
+        return low
 
     def __call__(self, *args, **kwargs):
         if current_builder() is not None:  # called while tracing: inline
@@ -369,8 +385,8 @@ class CompiledFunction:
             self._rechoose()
         if not kwargs and self._fast_ok:
             fast = self._fast_call(args)
-            if fast is not None:
-                return fast
+            if fast is not None:  # (a 1-tuple: the result itself may be None)
+                return fast[0]
         call = self._signature(args, kwargs)
         entry = self._cache.get(call.key)
         if entry is None:
@@ -385,6 +401,8 @@ class CompiledFunction:
         else:
             self._hits += 1
         outs = entry.runner(list(call.vals) + [c.numpy() for c in entry.captured])
+        if entry.writes is not None:
+            outs = entry.writes.apply(outs, call.leaves)
         return tree.unflatten(entry.out_tree, [Tensor._wrap(o) for o in outs])
 
     def _compile(self, call: _Call, args, kwargs) -> _Entry:
@@ -400,13 +418,13 @@ class CompiledFunction:
                 self._hits += 1  # compiled by the thread we waited for
                 return entry
             self._misses += 1
-            graph, out_tree, captured = self._trace(call)
+            graph, out_tree, captured, writes = self._trace(call)
             _check_output_sizes(graph)
             if any(c._is_tracer for c in captured):
                 raise AssertionError("top-level captures must be realized tensors")
             base = _backend_runner(graph, self.device)
             entry = _Entry(graph, out_tree, captured, find_places(self.fn, captured),
-                           _checked(base, self.device), _describe(call), base)
+                           _checked(base, self.device), _describe(call), base, writes)
             self._cache[call.key] = entry
             if dump := os.environ.get("TRACEJIT_DUMP"):  # every stage to files: export/dump.py
                 from .export.dump import dump_compilation
@@ -417,12 +435,13 @@ class CompiledFunction:
         return entry
 
     def _fast_call(self, args):
-        """The cache-hit path for the common call: positional Tensors and arrays only."""
+        """The cache-hit path for the common call: positional Tensors and arrays only. Returns
+        ``(result,)``, or None when the call needs the general path."""
         vals, key = [], []
         for a in args:
             t = type(a)
             if t is Tensor:
-                if a._node is not None:
+                if a._node is not None or a._requires_grad:
                     return None
                 a = a._value
             elif t is not np.ndarray:
@@ -440,9 +459,11 @@ class CompiledFunction:
             vals += [c._value for c in caps]
         self._hits += 1
         outs = entry.runner(vals)
+        if entry.writes is not None:
+            outs = entry.writes.apply(outs, args)
         if entry.out_tree.kind == "leaf":
-            return Tensor._wrap(outs[0])
-        return tree.unflatten(entry.out_tree, [Tensor._wrap(o) for o in outs])
+            return (Tensor._wrap(outs[0]),)
+        return (tree.unflatten(entry.out_tree, [Tensor._wrap(o) for o in outs]),)
 
     def _rechoose(self) -> None:
         self._cfg = _config.version
@@ -507,7 +528,7 @@ def _describe(call: _Call) -> str:
 
 
 def _diff(call: _Call, entry: _Entry, key: tuple) -> str:
-    treedef, types, skey = key
+    treedef, types, skey, rg = key
     if treedef != call.treedef:
         return f"the argument structure changed: {treedef!r} -> {call.treedef!r}"
     if skey != call.key[2]:
@@ -518,6 +539,8 @@ def _diff(call: _Call, entry: _Entry, key: tuple) -> str:
                          f"{show(old, k)} -> {show(new, k)}" for k in ks)
     changes = [f"{n} changed {a} -> {b}" for n, a, b in zip(call.names, types, call.types)
                if a != b]
+    if rg != call.key[3]:
+        changes.append("which arguments require grad changed")
     return ", ".join(changes) or "unknown change"
 
 
@@ -571,6 +594,11 @@ def make_graph(fn: Callable, static_argnums=(), static_argnames=()) -> Callable[
 
     @functools.wraps(fn)
     def graph_of(*args, **kwargs) -> Graph:
-        return cf.lower(*args, **kwargs).graph
+        low = cf.lower(*args, **kwargs)
+        g = low.graph
+        if low.writes is not None:  # the function's own results (compile also returns the
+            # values it writes back into captured tensors and arguments: Lowered.graph)
+            g = Graph(g.inputs, g.outputs[:low.writes.n_user], g.name, effects=g.effects)
+        return g
     return graph_of
 

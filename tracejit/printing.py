@@ -131,7 +131,7 @@ def tensor_repr(t) -> str:
         fmt = _Formatter(_summarized(a) if summarize else a)
         body = _nested(a, len(prefix), summarize, fmt)
     if getattr(t, "grad_fn", None) is not None:
-        suffix.append(f"grad_fn=<{type(t.grad_fn).__name__}>")
+        suffix.append(f"grad_fn=<{t.grad_fn.name}>")
     elif getattr(t, "requires_grad", False):
         suffix.append("requires_grad=True")
     return _add_suffixes(prefix + body, suffix, len(prefix))

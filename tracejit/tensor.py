@@ -82,10 +82,149 @@ class Tensor:
             src._value, src._node, src._builder, src._weak)
         self._init_autograd()
 
+    # -- value ------------------------------------------------------------------------------
+    _val = None  # the buffer of a realized Tensor
+    _lazy = None  # the pending node of a lazy eager result (lazy.py), its segment
+    _lazy_seg = None
+    _exposed = False  # the buffer was handed to numpy (from_numpy, numpy(), np.asarray)
+
+    @property
+    def _value(self):
+        v = self._val
+        if v is None and self._lazy is not None:
+            from .lazy import realize_pending
+            realize_pending(self._lazy_seg)
+            v = self._val
+        return v
+
+    @_value.setter
+    def _value(self, v) -> None:
+        self._val = v
+
+    # -- autograd state (class defaults; an instance sets only what differs) ------------------
+    grad_fn = None  # the BackwardNode that made this Tensor (None for leaves)
+    _out_index = 0  # which result of grad_fn this is
+    _requires_grad = False
+    _grad = None
+    _retains_grad = False
+    _accum = None  # weakref to a leaf's AccumulateGrad
+    _vc = None  # version counter: [n], shared with detach()ed aliases
+
     def _init_autograd(self):
-        self.requires_grad = False
-        self.grad = None
-        self.grad_fn = None
+        pass
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag) -> None:
+        flag = bool(flag)
+        if self.grad_fn is not None and not flag:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
+                               "you want to use a computed variable in a subgraph that doesn't "
+                               "require differentiation use var_no_grad = var.detach().")
+        if flag and not self.dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        self._requires_grad = flag
+
+    @property
+    def grad(self):
+        """The gradient accumulated by ``backward()`` (leaves, and non-leaves after
+        ``retain_grad()``)."""
+        if self.grad_fn is not None and not self._retains_grad and self._grad is None:
+            import warnings
+            warnings.warn("The .grad attribute of a Tensor that is not a leaf Tensor is being "
+                          "accessed. Its .grad attribute won't be populated during "
+                          "autograd.backward(). If you indeed want the .grad field to be "
+                          "populated for a non-leaf Tensor, use .retain_grad() on the non-leaf "
+                          "Tensor.", UserWarning, stacklevel=2)
+        return self._get_grad()
+
+    def _get_grad(self):
+        if self._node is None:
+            from .state import state_builder
+            b = state_builder()
+            if b is not None:  # inside tj.compile: see state.py
+                return b.read_grad(self)
+        return self._grad
+
+    @grad.setter
+    def grad(self, g) -> None:
+        if g is not None:
+            if not isinstance(g, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad "
+                                f"of type {type(g).__name__}")
+            if g.shape != self.shape:
+                raise RuntimeError(f"assigned grad has data of a different size: grad is "
+                                   f"{list(g.shape)}, tensor is {list(self.shape)}")
+            if g.dtype != self.dtype:
+                raise RuntimeError(f"assigned grad has data of a different type: grad is "
+                                   f"{g.dtype}, tensor is {self.dtype}")
+        self._set_grad(g)
+
+    def _set_grad(self, g) -> None:
+        if self._node is None:
+            from .trace import current_builder
+            b = current_builder()
+            if b is not None:
+                if not hasattr(b, "write_grad"):
+                    raise user_error(RuntimeError, "cannot set the .grad of a tensor created "
+                                     "outside this trace here; only the top level of a "
+                                     "tj.compile'd function can (see docs/tensor.md)")
+                b.write_grad(self)
+        self._grad = g
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def retain_grad(self) -> None:
+        """Keeps this non-leaf Tensor's gradient in ``.grad`` during ``backward()``."""
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is None or self._retains_grad:
+            return
+        import weakref
+        fn = self.grad_fn
+        if fn.retained is None:
+            fn.retained = {}
+        fn.retained[self._out_index] = weakref.ref(self)
+        self._retains_grad = True
+
+    def _counter(self) -> list:
+        if self._vc is None:
+            self._vc = [0]
+        return self._vc
+
+    @property
+    def _version(self) -> int:
+        return 0 if self._vc is None else self._vc[0]
+
+    def _bump_version(self) -> None:
+        self._counter()[0] += 1
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulates the gradient of this Tensor into the ``.grad`` of the leaves it depends
+        on (PyTorch's ``Tensor.backward``).
+
+        >>> import tracejit as tj
+        >>> x = tj.arange(4.0, requires_grad=True)
+        >>> y = 2 * tj.dot(x, x)
+        >>> y.backward()
+        >>> x.grad
+        tensor([ 0.,  4.,  8., 12.])
+        """
+        from .autograd.engine import backward
+        backward(self, gradient, retain_graph, create_graph, inputs)
+
+    def register_hook(self, hook):
+        raise NotImplementedError("Tensor.register_hook is not supported yet; use "
+                                  "retain_grad() or tj.autograd.grad")
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -112,7 +251,9 @@ class Tensor:
     def _type(self):
         if self._node is not None:
             return self._node.type if self._node.type is not None else self._node.types
-        return TensorType(self._value.shape, D.as_dtype(self._value.dtype), self._weak)
+        if self._lazy is not None:
+            return self._lazy.type
+        return TensorType(self._val.shape, D.as_dtype(self._val.dtype), self._weak)
 
     @property
     def _is_tracer(self) -> bool:
@@ -121,11 +262,19 @@ class Tensor:
     # -- attributes -------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        return self._node.shape if self._node is not None else self._value.shape
+        if self._node is not None:
+            return self._node.shape
+        if self._lazy is not None:
+            return self._lazy.shape
+        return self._val.shape
 
     @property
     def dtype(self) -> D.DType:
-        return self._node.dtype if self._node is not None else D.as_dtype(self._value.dtype)
+        if self._node is not None:
+            return self._node.dtype
+        if self._lazy is not None:
+            return self._lazy.dtype
+        return D.as_dtype(self._val.dtype)
 
     @property
     def ndim(self) -> int:
@@ -134,10 +283,6 @@ class Tensor:
     @property
     def device(self) -> device:
         return _CPU
-
-    @property
-    def is_leaf(self) -> bool:
-        return self.grad_fn is None
 
     @property
     def layout(self):
@@ -184,10 +329,13 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The data as a numpy array, sharing memory with this Tensor."""
-        return self._concrete("Tensor.numpy()")
+        v = self._concrete("Tensor.numpy()")
+        self._exposed = True
+        return v
 
     def __array__(self, dtype=None, copy=None):
         v = self._concrete("np.asarray(tensor)")
+        self._exposed = True
         if dtype is not None and np.dtype(dtype) != v.dtype:
             return v.astype(dtype)
         return np.array(v, copy=True) if copy else v
@@ -288,29 +436,73 @@ class Tensor:
         return Tensor._wrap(np.array(self._value, copy=True))
 
     def contiguous(self) -> Tensor:
-        if self._node is not None or self._value.flags.c_contiguous:
+        if self._node is not None or self._lazy is not None or self._value.flags.c_contiguous:
             return self
         return Tensor._wrap(np.ascontiguousarray(self._value))
 
     def is_contiguous(self) -> bool:
-        return self._node is not None or bool(self._value.flags.c_contiguous)
+        return self._node is not None or self._lazy is not None or \
+            bool(self._value.flags.c_contiguous)
 
     def detach(self) -> Tensor:
-        """The same data, cut off from differentiation (``tj.stop_gradient``)."""
+        """The same data, cut off from differentiation (``tj.stop_gradient``); it shares the
+        version counter, so in-place writes through either are seen by autograd."""
         if self._node is not None:
             from .trace import bind
-            return bind("stop_gradient", self)
-        return Tensor._wrap(self._value)
+            out = bind("stop_gradient", self)
+        elif self._lazy is not None and not self._lazy_seg.done:
+            from .lazy import alias
+            out = alias(self)
+        else:
+            out = Tensor._wrap(self._value)
+        out._vc = self._counter()
+        return out
 
-    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and not self.dtype.is_floating_point:
-            raise RuntimeError("only Tensors of floating point dtype can require gradients")
-        self.requires_grad = bool(requires_grad)
+    def detach_(self) -> Tensor:
+        """Makes this Tensor a leaf that does not require grad."""
+        self.grad_fn, self._requires_grad = None, False
         return self
 
-    def backward(self, gradient=None, retain_graph=None, create_graph=False):
-        raise NotImplementedError("Tensor.backward (eager autograd) is not implemented yet; "
-                                  "it lands with the [tensor] issue")
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def data(self) -> Tensor:
+        """The same data as a Tensor that does not require grad (writes go through)."""
+        return self.detach()
+
+    @data.setter
+    def data(self, new) -> None:
+        """Points this Tensor at `new`'s data (any shape and dtype, as PyTorch allows); its
+        autograd identity (leaf, requires_grad, .grad) stays."""
+        new = as_tensor(new)
+        if new._node is not None or self._node is not None:
+            raise user_error(TypeError, "Tensor.data = ...: cannot rebind traced values; use "
+                             "an in-place op (copy_) inside compiled code")
+        self._val, self._weak = new._value, new._weak
+        self._lazy = self._lazy_seg = None
+        self._vc = new._counter()
+
+    # -- copying and pickling ------------------------------------------------------------------
+    def __getstate__(self):
+        if self._node is not None:
+            raise TypeError("a traced Tensor cannot be pickled or copied; return it from the "
+                            "traced function instead")
+        if self.grad_fn is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol at the moment.  If you were "
+                               "attempting to deepcopy a module, this may be because of a "
+                               "torch.nn.utils.weight_norm usage, see "
+                               "https://github.com/pytorch/pytorch/pull/103001")
+        drop = ("_lazy", "_lazy_seg", "_accum", "_accum_strong", "_vc")
+        state = {k: v for k, v in self.__dict__.items() if k not in drop}
+        state["_val"] = self._value  # (realizes a lazy Tensor)
+        state["_node"] = state["_builder"] = None
+        return state
+
+    def __setstate__(self, state) -> None:
+        self.__dict__.update(state)
 
 
 def _check_device(dev) -> None:
@@ -459,7 +651,9 @@ def from_numpy(a: np.ndarray) -> Tensor:
     if not isinstance(a, np.ndarray):
         raise TypeError(f"from_numpy: expected np.ndarray, got {type(a).__name__}")
     D.as_dtype(a.dtype)
-    return Tensor._wrap(a)
+    t = Tensor._wrap(a)
+    t._exposed = True
+    return t
 
 
 def to_numpy_arg(x, node=None) -> np.ndarray:

@@ -10,6 +10,12 @@ Values from outside a trace are lifted on first use: a realized Tensor becomes a
 *captured* input, read again at every call; a tracer of an enclosing trace (inside a `cond`
 branch or loop body) becomes a captured input of the inner graph, which the control-flow node
 receives as an extra operand.
+
+Effects (`tj.debug.print`, `tj.debug.check`, and control flow whose sub-graphs hold them) are
+never hash-consed; the `Builder` lists them in program order as the graph's `effects`. Within
+`effects_dropped()` (the backward pass of `vjp_graph`, the tangent rules of `jvp_graph`, the
+derivative rules of control flow: work that recomputes the forward pass) an effect primitive
+records nothing, so each effect runs once per call.
 """
 
 from __future__ import annotations
@@ -21,13 +27,23 @@ from typing import Any, Callable
 import numpy as np
 
 from . import dtypes as D
+from . import lazy as _lazy
 from .config import config as _config
-from .errors import ConcretizationError, SourceLoc, TraceError, user_error, user_location
-from .ir.graph import Graph, Node, TensorType, freeze_params
+from .errors import (
+    CheckError,
+    ConcretizationError,
+    SourceLoc,
+    TraceError,
+    located_check,
+    user_error,
+    user_location,
+)
+from .ir.graph import Graph, Node, TensorType, effectful, freeze_params
 from .primitives import PRIMITIVES, RuleError
+from .primitives.debug import quiet
 
 __all__ = ["Builder", "bind", "current_builder", "trace_graph", "trace_subgraph",
-           "concretization_error"]
+           "concretization_error", "effects_dropped", "effects_are_dropped"]
 
 _state = threading.local()
 
@@ -56,6 +72,7 @@ class Builder:
         self.captured: list[Any] = []  # the outer Tensor each captured input stands for
         self._capture_index: dict[int, Node] = {}
         self._table: dict[tuple, Node] = {}
+        self.effects: list[Node] = []  # effectful nodes, in program order
         self.active = False
 
     def __enter__(self):
@@ -124,7 +141,7 @@ class Builder:
     # -- nodes ----------------------------------------------------------------------------
     def add(self, op: str, inputs: tuple[Node, ...], params: dict, t, loc: SourceLoc | None):
         multi = isinstance(t, tuple)
-        effect = PRIMITIVES[op].has("effect")
+        effect = effectful(op, params)  # never merged: each tj.debug.print call prints
         key = None
         if not effect:
             key = (op, tuple(id(n) for n in inputs), freeze_params(params))
@@ -134,10 +151,12 @@ class Builder:
         node = Node(op, inputs, params, None if multi else t, loc, types=t if multi else None)
         if key is not None:
             self._table[key] = node
+        else:
+            self.effects.append(node)
         return node
 
     def finish(self, outputs: list[Node]) -> Graph:
-        return Graph(self.inputs, outputs, self.name)
+        return Graph(self.inputs, outputs, self.name, effects=self.effects)
 
 
 def _sanitize(name: str) -> str:
@@ -151,9 +170,23 @@ def _describe(types) -> str:
 
 
 def bind(name: str, *operands, **params):
-    """Applies primitive `name` to Tensors: evaluates eagerly, or records a node in a trace."""
+    """Applies primitive `name` to Tensors: evaluates eagerly, or records a node in a trace.
+    When an operand requires grad (and grad mode is on) the result goes on the eager autograd
+    tape (`autograd/graph.py`)."""
+    for x in operands:
+        if x._requires_grad:
+            from .autograd.graph import needs_grad, record
+            if needs_grad(operands):
+                return record(name, params, operands, _apply(name, operands, params))
+            break
+    return _apply(name, operands, params)
+
+
+def _apply(name: str, operands: tuple, params: dict):
     from .tensor import Tensor
     op = PRIMITIVES[name]
+    if op.has("effect") and effects_are_dropped():  # recomputing work: its prints ran
+        return Tensor._wrap(np.asarray(True))  # the token, recorded nowhere
     types = [x._type() for x in operands]
     try:
         t = op.rule(*types, **params)
@@ -165,8 +198,14 @@ def bind(name: str, *operands, **params):
             raise user_error(TraceError, f"{name}: a traced value escaped the function it was "
                              "traced in (it was stored in a global or closure and used after "
                              "that trace ended); return it from the function instead")
-        vals = [x._value for x in operands]
         _check_size(name, t)
+        if _lazy.eligible(name, op):
+            try:
+                _lazy.precheck(name, operands)
+            except (IndexError, ZeroDivisionError) as e:
+                raise user_error(type(e), str(e)) from None
+            return _lazy.record(name, operands, params, t, _location())
+        vals = [x._value for x in operands]
         try:
             out = op.ref(*vals, **params)
             if isinstance(t, tuple):
@@ -186,7 +225,13 @@ def bind(name: str, *operands, **params):
     node = b.add(name, tuple(b.lift(x) for x in operands), params, t, _location())
     value = None
     if b.concrete and all(x._value is not None for x in operands):
-        value = op.ref(*[x._value for x in operands], **params)
+        # The values a concrete trace computes are the call's results. Its outermost trace
+        # is what runs: a concrete sub-trace's effects print there again, when it is replayed.
+        try:
+            with quiet(b.parent is not None and effectful(name, params)):
+                value = op.ref(*[x._value for x in operands], **params)
+        except CheckError as e:
+            raise located_check(e, node.loc) from None
         value = (tuple(_coerce(v, tt) for v, tt in zip(value, t)) if isinstance(t, tuple)
                  else _coerce(value, t))
     if isinstance(t, tuple):
@@ -231,6 +276,28 @@ def _check_eager_nan(name: str, out, operands) -> None:
                          "(tj.config.debug_nans)")
 
 
+class effects_dropped:
+    """Within this context, effect primitives record nothing (`bind` returns a token), and a
+    replayed node (`autodiff.replay.replay_node`) loses the effects of its sub-graphs. For work
+    that recomputes what a forward pass already did: its prints and checks ran there. With
+    ``drop=False``, effects are kept again (a custom backward runs only here)."""
+
+    def __init__(self, drop: bool = True):
+        self.drop = drop
+
+    def __enter__(self):
+        self.saved = getattr(_state, "drop_effects", False)
+        _state.drop_effects = self.drop
+        return self
+
+    def __exit__(self, *exc):
+        _state.drop_effects = self.saved
+
+
+def effects_are_dropped() -> bool:
+    return getattr(_state, "drop_effects", False)
+
+
 def _location() -> SourceLoc | None:
     override = getattr(_state, "loc", None)
     return override if override is not None else user_location()
@@ -265,16 +332,17 @@ def _coerce(v, t: TensorType) -> np.ndarray:
 
 def trace_graph(fn: Callable, flat_types: list[TensorType], names: list[str], name: str,
                 parent: Builder | None = None, unflatten: Callable | None = None,
-                strong_outputs: bool = False):
+                strong_outputs: bool = False, builder: type | None = None):
     """Traces `fn` on tracers of `flat_types`; returns ``(graph, out_tree, builder)``.
 
     `unflatten` turns the flat list of tracers back into `fn`'s arguments. With
     `strong_outputs`, weakly typed results are cast to their default dtype (a Python float
-    result comes back as float32, as ``torch.tensor(0.5)`` would).
+    result comes back as float32, as ``torch.tensor(0.5)`` would). `builder` is the Builder
+    class to trace with (`state.StateBuilder` for compiled functions).
     """
     from . import tree
     from .tensor import Tensor, as_tensor
-    b = Builder(name, parent)
+    b = (builder or Builder)(name, parent)
     with b:
         tracers = [Tensor._tracer(b.add_input(t, n), b) for t, n in zip(flat_types, names)]
         out = fn(*(unflatten(tracers) if unflatten else tracers))

@@ -74,6 +74,9 @@ class Function:
     def apply(cls, *args):
         if in_trace(args):
             return _apply_traced(cls, args)
+        from ..autograd.graph import needs_grad
+        if needs_grad([a for a in args if isinstance(a, Tensor)]):
+            return _apply_eager(cls, args)
         stage = cls.__dict__.get("_tj_staged")
         if stage is None:
             stage = Staged(lambda *a: _apply_traced(cls, a), cls.__name__)
@@ -168,3 +171,26 @@ def _expand(tensors, is_arr):
 
 def _float_ct(t: TensorType) -> TensorType:
     return TensorType(t.shape, t.dtype)
+
+
+def _apply_eager(cls, args: tuple):
+    """``apply`` on eager Tensors that require grad: runs ``forward`` now (without recording
+    its ops) and puts one node on the autograd tape whose backward is the user's."""
+    from ..autograd.grad_mode import no_grad
+    from ..autograd.graph import CustomBackward
+    pos = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+    tensors = [args[i] for i in pos]
+    ctx = FunctionCtx(tuple(isinstance(a, Tensor) and a.requires_grad for a in args))
+    with no_grad():
+        out = cls.forward(ctx, *args)
+    leaves, out_tree = tree.flatten(out)
+    if not all(isinstance(x, Tensor) for x in leaves):
+        raise user_error(TypeError, f"{cls.__name__}.forward must return Tensors (or a tuple "
+                         "of them)")
+    leaves = [x.detach() if any(x is t for t in tensors) else x for x in leaves]
+    ctx._n_args, ctx._out_types = len(args), [x._type() for x in leaves]
+    node = CustomBackward(cls, ctx, tensors, pos, len(leaves))
+    for i, x in enumerate(leaves):
+        if x.dtype.is_floating_point and id(x) not in ctx._non_differentiable:
+            x._requires_grad, x.grad_fn, x._out_index = True, node, i
+    return tree.unflatten(out_tree, leaves)

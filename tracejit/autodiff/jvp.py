@@ -3,7 +3,9 @@
 Input: a `Graph`, one primal Tensor per input, and one tangent per input (None for zero).
 Output: the graph's outputs and their tangents (None where a tangent is identically zero).
 Every node is replayed, then its primitive's `jvp` rule adds the node's tangent, written with
-graph ops — so the result can be differentiated again, batched, printed and compiled.
+graph ops — so the result can be differentiated again, batched, printed and compiled. The rules
+record no effects (`trace.effects_dropped`): the replay of the primal node runs its prints and
+checks, once.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from ..ir.graph import Graph
 from ..ops.shape import broadcast_to
 from ..primitives import PRIMITIVES
 from ..tensor import Tensor
-from ..trace import at_location, bind
+from ..trace import at_location, bind, effects_dropped
 from .replay import is_float, replay_node
 
 __all__ = ["jvp_graph"]
@@ -41,7 +43,7 @@ def jvp_graph(graph: Graph, primals: list[Tensor], tangents: list[Tensor | None]
         if op.jvp is None:
             raise NotImplementedError(f"forward-mode differentiation of {n.op!r} is not "
                                       f"implemented (at {n.loc})")
-        with at_location(n.loc):
+        with at_location(n.loc), effects_dropped():
             t = op.jvp(ts, env[id(n)], *(env[id(i)] for i in n.inputs), **n.params)
             if n.type is None:  # multi-result
                 tan[id(n)] = [None if ti is None else _fit(ti, ty)

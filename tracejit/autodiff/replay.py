@@ -4,14 +4,15 @@ Input: a `Graph` and one Tensor per graph input (realized, or tracers of the cur
 Output: one Tensor per graph output. Each node is re-applied with `bind` in the current context,
 so replaying evaluates the graph in eager code and copies (inlines) it into the graph being
 traced otherwise. Replayed nodes keep their original source locations. The transforms walk the
-same loop and add a tangent or a cotangent per node.
+same loop and add a tangent or a cotangent per node. A replay that recomputes forward work
+(`trace.effects_dropped`) runs no effects: no print, check, or branch that prints.
 """
 
 from __future__ import annotations
 
-from ..ir.graph import Graph, Node
+from ..ir.graph import Graph, Node, without_effects
 from ..tensor import Tensor
-from ..trace import at_location, bind
+from ..trace import at_location, bind, effects_are_dropped
 
 __all__ = ["replay", "replay_node", "sum_to_shape", "is_float"]
 
@@ -25,8 +26,10 @@ def replay_node(n: Node, env: dict) -> None:
     if n.op == "get":
         env[id(n)] = env[id(n.inputs[0])][n.params["index"]]
         return
+    # recomputed forward work (`trace.effects_dropped`) runs the node without its effects
+    params = without_effects(n.params) if effects_are_dropped() else n.params
     with at_location(n.loc):
-        out = bind(n.op, *(env[id(i)] for i in n.inputs), **n.params)
+        out = bind(n.op, *(env[id(i)] for i in n.inputs), **params)
     if isinstance(out, Tensor) and not out._is_tracer and out.dtype != n.dtype:
         # eager evaluation realizes weakly typed values in their default dtype; a replayed
         # graph must keep the dtypes it recorded, since its later nodes were typed against them

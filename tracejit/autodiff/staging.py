@@ -64,7 +64,7 @@ class Staged:
 def run_concrete(impl: Callable, args: tuple, kwargs: dict, name: str):
     """Traces ``impl(*args, **kwargs)`` with tracers that carry values; returns the values."""
     from ..jit import _flatten_args, _leaf_names
-    treedef, vals, types = _flatten_args(args, kwargs, name)
+    treedef, vals, types, _ = _flatten_args(args, kwargs, name)
     names = _leaf_names(args, kwargs)
     b = Builder(name, concrete=True)
     with b:

@@ -5,7 +5,9 @@ which inputs want a cotangent. Output: the graph's outputs and one cotangent per
 where none flows). The forward graph is replayed once; then the nodes are walked backwards and
 each primitive's `vjp` rule turns the node's accumulated cotangent into its operands'. The
 backward nodes are created with the source location of the forward node they differentiate, so
-a printed backward graph points at the user's lines.
+a printed backward graph points at the user's lines. The backward walk records no effects
+(`trace.effects_dropped`): `tj.debug.print` shows the forward values once per call, from the
+replay, and is not run again by the rules that recompute forward work (control flow's).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from ..ir.graph import Graph, Node
 from ..primitives import PRIMITIVES
 from ..tensor import Tensor
-from ..trace import at_location, bind
+from ..trace import at_location, bind, effects_dropped
 from .replay import is_float, replay_node, sum_to_shape
 
 __all__ = ["vjp_graph"]
@@ -35,10 +37,17 @@ def vjp_graph(graph: Graph, primals: list[Tensor], cotangents: list[Tensor | Non
             live.add(id(n))
     outs = [env[id(o)] for o in graph.outputs]
     ct: dict[int, Tensor] = {}
-    multi: dict[int, list] = {}
     for o, c in zip(graph.outputs, cotangents, strict=True):
         if c is not None and id(o) in live and is_float(o):
             ct[id(o)] = _add(ct.get(id(o)), _fit(c, o))
+    with effects_dropped():
+        _backward(graph, env, live, ct)
+    return outs, [ct.get(id(n)) if w else None for n, w in zip(graph.inputs, wrt)]
+
+
+def _backward(graph: Graph, env: dict, live: set, ct: dict) -> None:
+    """Walks the nodes backwards, turning `ct` (output cotangents) into input cotangents."""
+    multi: dict[int, list] = {}
     for n in reversed(graph.nodes):
         if id(n) not in live:
             continue
@@ -61,7 +70,6 @@ def vjp_graph(graph: Graph, primals: list[Tensor], cotangents: list[Tensor | Non
                 if ci is None or id(i) not in live or not is_float(i):
                     continue
                 ct[id(i)] = _add(ct.get(id(i)), _fit(ci, i))
-    return outs, [ct.get(id(n)) if w else None for n, w in zip(graph.inputs, wrt)]
 
 
 def _fit(c: Tensor, n: Node) -> Tensor:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..dtypes import ALL_DTYPES, DType
 from ..errors import GraphFormatError, SourceLoc
-from ..ir.graph import Graph, Literal, Node, TensorType
+from ..ir.graph import Graph, Literal, Node, TensorType, has_effect
 
 __all__ = ["MAX_INPUT_CHARS", "MAX_GRAPH_DEPTH", "MAX_PARAM_DEPTH", "MAX_RANK", "MAX_ELEMENTS",
            "MAX_LITERAL_BYTES", "MAX_STRING_CHARS", "MAX_TUPLE_LEN", "INT_MIN", "INT_MAX",
@@ -154,14 +154,17 @@ def make_node(op: str, inputs: list[Node], params: dict, declared, loc: SourceLo
     return Node(op, inputs, params, declared, loc)
 
 
-def make_graph(inputs: list[Node], outputs: list[Node], name: Any, where: str) -> Graph:
+def make_graph(inputs: list[Node], outputs: list[Node], name: Any, where: str,
+               nodes: list[Node] = ()) -> Graph:
+    """The graph; every node of `nodes` (all the document lists, in its order) that has effects
+    (`tj.debug.print`, ...) is one of its effects, in that order."""
     check_name(name, where, "graph name")
     seen: dict[str, int] = {}
     for i, n in enumerate(inputs):
         if n.name in seen:
             raise fail(where, f"inputs {seen[n.name]} and {i} are both named {n.name!r}")
         seen[n.name] = i
-    return Graph(inputs, outputs, name)
+    return Graph(inputs, outputs, name, effects=[n for n in nodes if has_effect(n)])
 
 
 # -- message helpers -------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 Input: a `Graph`, and optionally the `Schedule` built from it. Output: DOT text (`graph_to_dot`)
 with one box per node (its op, short params, result shape/dtype and the user's source
 ``file:line``), an edge per operand, the graph's inputs and outputs drawn apart from the nodes,
-constants as small plain labels, the sub-graphs of ``cond``/``while`` as nested clusters under
-their node, and, given a schedule, one cluster per fused kernel labelled with its name and kind
-(loop kernel, row kernel, gemm with epilogue, extern). `render_svg` pipes the DOT text through
+constants as small plain labels, effects (``tj.debug.print``/``check``) in their own colour, the
+sub-graphs of ``cond``/``while`` as nested clusters under their node, and, given a schedule, one
+cluster per fused kernel labelled with its name and kind (loop kernel, row kernel, gemm with
+epilogue, extern). `render_svg` pipes the DOT text through
 ``dot -Tsvg`` (no shell, with a timeout) and raises `GraphvizNotFoundError`, saying how to install
 Graphviz, when ``dot`` is not on the PATH. Formats and examples: docs/export.md.
 
@@ -21,7 +22,7 @@ import re
 import shutil
 import subprocess
 
-from ..ir.graph import Graph, Node
+from ..ir.graph import Graph, Node, has_effect
 
 __all__ = ["graph_to_dot", "render_svg", "save_dot", "GraphvizNotFoundError", "INSTALL_HINT"]
 
@@ -38,6 +39,7 @@ _CAPTURE = "#e2d9f3"
 _OUTPUT = "#f8d7da"
 _NODE = "#ffffff"
 _CONTROL = "#fff3cd"
+_EFFECT = "#d1e7dd"  # tj.debug.print / tj.debug.check: run although no output reads them
 _KERNEL = {"loop kernel": "#eef7ee", "row kernel": "#e7f1fa", "gemm": "#fdf0e1",
            "extern": "#f3f3f3"}
 
@@ -212,7 +214,8 @@ class _Dot:
         subs = _sub_graphs(n)
         shown = [_short(p) for p in _params_text(n, graphs=False)]
         attrs = dict(label=_label(n.op, *shown, _type_text(n), small_last=loc), shape="box",
-                     style="filled", fillcolor=_CONTROL if subs else _NODE, tooltip=full)
+                     style="filled", tooltip=full,
+                     fillcolor=_CONTROL if subs else _EFFECT if has_effect(n) else _NODE)
         if not subs:
             self.emit(depth, nid + " " + _attrs(**attrs))
             return

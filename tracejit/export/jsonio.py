@@ -222,7 +222,7 @@ class _Decoder:
         outputs = []
         for k, r in enumerate(_list(d["outputs"], f"{where}.outputs")):
             outputs.append(values[self.ref(r, f"{where}.outputs[{k}]", len(values))])
-        return B.make_graph(values[:n_in], outputs, name, where)
+        return B.make_graph(values[:n_in], outputs, name, where, values[n_in:])
 
     def node(self, x: Any, where: str, values: list[Node], depth: int) -> Node:
         _keys(_obj(x, where), where, {"op", "inputs", "params", "type", "types", "loc"},

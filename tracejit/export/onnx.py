@@ -9,13 +9,16 @@ semantics differ (integer floor division and remainder, NaN in max/min/argmax/so
 duplicate indices of scatter-set, stable descending sorts, ...) extra nodes make them agree.
 Constants become initializers; ``cond`` becomes ``If`` and ``while`` becomes ``Loop`` with
 sub-graphs that read the outer values by name; ``custom_vjp`` exports its forward graph.
-A primitive without an equivalent (``random_bits``) raises `NotImplementedError` naming the first
-such node and its source line, before anything is built. Details: docs/export.md, "ONNX".
+A primitive without an equivalent (``random_bits``, ``debug_check``) raises `NotImplementedError`
+naming the first such node and its source line, before anything is built. ``tj.debug.print``
+calls (``debug_print``) are left out with a warning: ONNX cannot print. Details: docs/export.md,
+"ONNX".
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -33,6 +36,8 @@ INT64_MIN = -(1 << 63)
 UNSUPPORTED = {
     "random_bits": "Philox-4x32-10 needs 32x32->64-bit multiplies and bit operations on "
                    "unsigned words; pass random numbers in as an input instead",
+    "debug_check": "ONNX has no assertion operator; export a version of the function without "
+                   "its tj.debug.check calls",
 }
 
 
@@ -59,6 +64,11 @@ def graph_to_onnx(graph: Graph, name: str | None = None):
         why = UNSUPPORTED.get(n.op, "no ONNX mapping is defined for it")
         raise NotImplementedError(f"ONNX export: primitive {n.op!r}{where} has no ONNX "
                                   f"equivalent ({why})")
+    prints = _prints(graph)
+    if prints:
+        loc = f" (the first at {prints[0].loc})" if prints[0].loc is not None else ""
+        warnings.warn(f"ONNX export: {len(prints)} tj.debug.print call(s){loc} left out: ONNX "
+                      "has no printing operator", stacklevel=3)
     onnx, helper, _ = _onnx()
     ex = _Exporter(graph)
     top = _Scope(ex, None)
@@ -90,6 +100,17 @@ def _subgraphs(n: Node) -> list[Graph]:
     if n.op == "custom_vjp":
         return [n.params["fwd"]]  # exported as its forward computation
     return []
+
+
+def _prints(graph: Graph) -> list[Node]:
+    """The ``debug_print`` nodes of `graph` and its sub-graphs, in order."""
+    out = []
+    for n in graph.nodes:
+        if n.op == "debug_print":
+            out.append(n)
+        for sub in _subgraphs(n):
+            out += _prints(sub)
+    return out
 
 
 def _first_unsupported(graph: Graph) -> Node | None:
@@ -198,7 +219,9 @@ class _Scope:
         returns the names of its outputs."""
         env: dict[int, object] = {id(n): nm for n, nm in zip(graph.inputs, input_names)}
         saved = self.loc
-        for n in graph.nodes:
+        # only what the outputs need: effects (prints; branches that print) are left out
+        nodes = Graph(graph.inputs, graph.outputs).nodes if graph.effects else graph.nodes
+        for n in nodes:
             self.loc = n.loc
             if n.type is not None and 0 in n.type.shape and n.op != "get":
                 # an empty result is a constant (and runtimes' shape inference can misjudge
@@ -806,6 +829,11 @@ def _custom_vjp(s, n, ins):
     return s.emit(p["fwd"], list(ins[:p["n_args"] + p["n_fwd_caps"]]))
 
 
+def _left_out(s, n, ins):
+    """``debug_print``: not exported (`emit` never reaches it; `graph_to_onnx` warns)."""
+    return None
+
+
 # -- the table -----------------------------------------------------------------------------------
 
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
@@ -838,6 +866,7 @@ _HANDLERS: dict[str, Callable] = {
     "argmax": _arg("ArgMax"), "argmin": _arg("ArgMin"),
     "cumsum": _cumsum, "cumprod": _cumprod, "argsort": _argsort, "dot_general": _dot_general,
     "cond": _cond, "while": _while, "get": _get, "custom_vjp": _custom_vjp,
+    "debug_print": _left_out,
 }
 
 SUPPORTED = frozenset(_HANDLERS)

@@ -153,7 +153,7 @@ class _Parser:
                         f"({', '.join(_text(t) for t in out_types)}) but returns "
                         f"({', '.join(got)})")
                 where = f"line {header + 1}: graph {name}"
-                return B.make_graph(inputs, outputs, name, where), i + 1
+                return B.make_graph(inputs, outputs, name, where, list(env.values())), i + 1
             if s.peek() == "%":
                 i = self.node(s, env, depth)
                 continue

@@ -17,7 +17,8 @@ import numpy as np
 from ..dtypes import DType
 from ..errors import SourceLoc
 
-__all__ = ["Node", "Graph", "Literal", "TensorType", "freeze_params"]
+__all__ = ["Node", "Graph", "Literal", "TensorType", "freeze_params", "has_effect", "effectful",
+           "subgraphs", "without_effects"]
 
 
 class TensorType:
@@ -123,11 +124,80 @@ class Node:
         return f"<Node {self.op} {t}>"
 
 
+def subgraphs(n: Node) -> list[Graph]:
+    """The sub-graphs in `n`'s params (cond branches, loop bodies, custom-rule graphs)."""
+    out = []
+    for v in n.params.values():
+        if isinstance(v, Graph):
+            out.append(v)
+        elif isinstance(v, tuple):
+            out += [g for g in v if isinstance(g, Graph)]
+    return out
+
+
+def has_effect(n: Node) -> bool:
+    """Does running `n` do something besides computing its value (print, check)? True for a
+    primitive with the ``effect`` trait and for a node with a sub-graph that has effects (a
+    ``cond`` whose branch prints): such nodes are kept in program order by `Graph.effects`."""
+    return effectful(n.op, n.params)
+
+
+def effectful(op: str, params: dict) -> bool:
+    """`has_effect` of a node ``op(...) {params}`` before it is built."""
+    global _EFFECT_OPS
+    if _EFFECT_OPS is None:
+        from ..primitives import PRIMITIVES
+        _EFFECT_OPS = frozenset(k for k, o in PRIMITIVES.items() if o.has("effect"))
+    if op in _EFFECT_OPS:
+        return True
+    for v in params.values():
+        if isinstance(v, Graph):
+            if v.effects:
+                return True
+        elif isinstance(v, tuple) and any(isinstance(g, Graph) and g.effects for g in v):
+            return True
+    return False
+
+
+def without_effects(params: dict) -> dict:
+    """`params` with every sub-graph replaced by one that has no effects (recursively): the
+    same computation, printing and checking nothing. `params` itself when nothing changes."""
+    out, changed = {}, False
+    for k, v in params.items():
+        if isinstance(v, Graph):
+            nv = _strip(v)
+        elif isinstance(v, tuple) and any(isinstance(g, Graph) for g in v):
+            nv = tuple(_strip(g) if isinstance(g, Graph) else g for g in v)
+        else:
+            nv = v
+        changed |= nv is not v and nv != v
+        out[k] = nv
+    return out if changed else params
+
+
+def _strip(g: Graph) -> Graph:
+    if not g.effects:
+        return g
+    new: dict[int, Node] = {id(n): n for n in g.inputs}
+    for n in _toposort(g.inputs, g.outputs):
+        ins = tuple(new[id(i)] for i in n.inputs)
+        params = without_effects(n.params)
+        new[id(n)] = n if (ins == n.inputs and params is n.params) else Node(
+            n.op, ins, params, n.type, n.loc, types=n.types)
+    return Graph(g.inputs, [new[id(o)] for o in g.outputs], g.name)
+
+
+_EFFECT_OPS: frozenset | None = None  # names of the primitives with the "effect" trait
+
+
 class Graph:
-    """A traced function: inputs, nodes in topological order, outputs.
+    """A traced function: inputs, nodes in topological order, outputs, and effects.
 
     Inputs are nodes with op ``input``; ``params["kind"]`` is ``"arg"`` for the function's
-    arguments and ``"capture"`` for tensors it closed over. Calling a Graph runs it on the numpy
+    arguments and ``"capture"`` for tensors it closed over. `effects` are the nodes that must run
+    even though no output reads them (`tj.debug.print`, `tj.debug.check`, and control-flow nodes
+    whose sub-graphs hold such nodes), in program order; `nodes` holds what the effects and the
+    outputs need, the effects' dependencies first. Calling a Graph runs it on the numpy
     interpreter.
 
     >>> import tracejit as tj
@@ -138,11 +208,13 @@ class Graph:
     [2.0, 2.0, 2.0]
     """
 
-    def __init__(self, inputs: Iterable[Node], outputs: Iterable[Node], name: str = "f"):
+    def __init__(self, inputs: Iterable[Node], outputs: Iterable[Node], name: str = "f",
+                 effects: Iterable[Node] = ()):
         self.inputs = tuple(inputs)
         self.outputs = tuple(outputs)
         self.name = name
-        self.nodes = _toposort(self.inputs, self.outputs)
+        self.effects = tuple(effects)
+        self.nodes = _toposort(self.inputs, self.effects + self.outputs)
 
     def __str__(self) -> str:
         from .printer import graph_to_text
@@ -242,7 +314,8 @@ class Graph:
 
 
 def _toposort(inputs: tuple[Node, ...], outputs: tuple[Node, ...]) -> tuple[Node, ...]:
-    """Nodes reachable from `outputs`, each after its inputs; graph inputs excluded."""
+    """Nodes reachable from `outputs` (the effects, then the outputs: the effects' work comes
+    first, in their order), each after its inputs; graph inputs excluded."""
     order: list[Node] = []
     seen = {id(n) for n in inputs}
     stack: list[tuple[Node, bool]] = [(n, False) for n in reversed(outputs)]

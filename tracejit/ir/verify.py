@@ -1,14 +1,15 @@
 """The IR verifier: re-checks every node of a Graph against its primitive's type rule.
 
 Input: a `Graph`. Output: nothing, or an `AssertionError` naming the first bad node: an unknown
-op, an operand defined later or outside the graph, a wrong arity, or a result type that differs
-from what the type rule says. Sub-graphs of control-flow nodes are verified too.
+op, an operand defined later or outside the graph, a wrong arity, a result type that differs
+from what the type rule says, or a node with effects missing from `Graph.effects`. Sub-graphs of
+control-flow nodes are verified too.
 """
 
 from __future__ import annotations
 
 from ..primitives import PRIMITIVES, RuleError
-from .graph import Graph
+from .graph import Graph, has_effect
 
 __all__ = ["verify"]
 
@@ -39,3 +40,9 @@ def verify(graph: Graph) -> None:
         defined.add(id(n))
     for o in graph.outputs:
         assert id(o) in defined, f"{graph.name}: output {o!r} is not defined"
+    listed = {id(e) for e in graph.effects}
+    for e in graph.effects:
+        assert id(e) in defined and has_effect(e), f"{graph.name}: bad effect {e!r}"
+    for n in graph.nodes:  # else it could run out of order, or be dropped
+        assert not has_effect(n) or id(n) in listed, (
+            f"{graph.name}: node {n.op} at {n.loc} has effects but is not in graph.effects")

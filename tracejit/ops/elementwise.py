@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from .. import dtypes as D
+from ..autograd.graph import torch_name
 from ..errors import user_error
 from ..trace import bind
 from .common import cast, describe, is_scalar, operand, promote, to_float
@@ -23,7 +24,7 @@ __all__ = _UNARY_FLOAT + [
     "logical_not", "where", "clamp", "clip", "isnan", "isinf", "isfinite", "floor", "ceil",
     "round", "trunc", "relu", "gelu", "softplus", "reciprocal", "arcsin", "arccos", "arctan",
     "arctan2", "fmax", "fmin", "equal", "not_equal", "less", "less_equal", "greater",
-    "greater_equal", "bitwise_not", "stop_gradient",
+    "greater_equal", "bitwise_not", "stop_gradient", "isclose", "allclose",
 ]
 
 
@@ -219,6 +220,26 @@ def isfinite(input):
     return logical_not(logical_or(isnan(x), isinf(x)))
 
 
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """``|input - other| <= atol + rtol * |other|`` elementwise (infinities equal themselves;
+    NaNs equal each other only with `equal_nan`), as ``torch.isclose``."""
+    a, b = operand(input), operand(other)
+    if not (a.dtype.is_floating_point or b.dtype.is_floating_point):
+        return eq(a, b)
+    dt = D.promote_types(a.dtype, b.dtype)
+    a, b = cast(a, dt), cast(b, dt)
+    near = le(abs(sub(a, b)), add(mul(abs(b), rtol), atol))
+    close = logical_or(eq(a, b), logical_and(near, logical_and(isfinite(a), isfinite(b))))
+    if equal_nan:
+        close = logical_or(close, logical_and(isnan(a), isnan(b)))
+    return close
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
+    """Whether `isclose` holds everywhere (a Python bool, as ``torch.allclose``)."""
+    return bool(isclose(input, other, rtol, atol, equal_nan).all())
+
+
 def _rounding(name):
     def f(input):
         x = operand(input)
@@ -267,6 +288,7 @@ def stop_gradient(input):
     return bind("stop_gradient", operand(input))
 
 
+@torch_name("ReluBackward0")
 def relu(input):
     """``max(x, 0)`` with PyTorch's derivative 0 at x = 0 (a maximum tie would give 1/2)."""
     x = operand(input)

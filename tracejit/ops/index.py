@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes as D
+from ..autograd.graph import torch_name
 from ..errors import ConcretizationError, user_error
 from ..tensor import Tensor
 from ..trace import bind
@@ -138,6 +139,15 @@ def _index_array(v, n: int, axis: int, op: str = "getitem", shape0=None) -> Tens
     return where(lt(v, 0), add(v, n), v)
 
 
+def _getitem_name(x, index, **kw):
+    idx = index if isinstance(index, tuple) else (index,)
+    if any(not isinstance(i, (int, slice, type(None), type(Ellipsis))) or isinstance(i, bool)
+           for i in idx):
+        return "IndexBackward0"
+    return "SelectBackward0" if any(isinstance(i, int) for i in idx) else "SliceBackward0"
+
+
+@torch_name(_getitem_name)
 def getitem(x, index, *, op: str = "getitem"):
     """``x[index]`` with numpy/PyTorch semantics (basic and advanced indexing).
 
@@ -268,11 +278,8 @@ class At:
 
 def setitem(x: Tensor, index, value) -> None:
     """``x[index] = value``: writes into an eager Tensor's buffer, or rebinds a tracer."""
-    new = _update(x, index, value, "set", "setitem")
-    if x._is_tracer:
-        x._rebind(new)
-    else:
-        np.copyto(x._value, new._value)
+    from .inplace import store
+    store(x, _update(x, index, value, "set", "setitem"), "setitem")
 
 
 def take_along_dim(input, indices, dim=None):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import string
 
 from .. import dtypes as D
+from ..autograd.graph import torch_name
 from ..errors import user_error
 from ..trace import bind
 from .common import operand, promote
@@ -32,6 +33,13 @@ def _mismatch(name, a, b):
                       f"multiplied ({a.dtype.short} @ {b.dtype.short})")
 
 
+def _matmul_name(input, other):
+    nd = (getattr(input, "ndim", 0), getattr(other, "ndim", 0))
+    return {(1, 1): "DotBackward0", (2, 2): "MmBackward0", (2, 1): "MvBackward0"}.get(
+        nd, "BmmBackward0" if nd == (3, 3) else None)
+
+
+@torch_name(_matmul_name)
 def matmul(input, other):
     """Matrix product with numpy/PyTorch broadcasting rules (the ``@`` operator).
 

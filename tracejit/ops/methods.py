@@ -19,6 +19,7 @@ from . import linalg as L
 from . import reduce as R
 from . import shape as S
 from .common import cast, operand
+from .inplace import store
 
 _METHODS = {
     # elementwise
@@ -119,15 +120,7 @@ def _assign(self: Tensor, new: Tensor, name: str) -> Tensor:
             self.dtype.category:
         raise user_error(CastError, f"{name}: result type {_TORCH_NAME[new.dtype.name]} can't be "
                          f"cast to the desired output type {_TORCH_NAME[self.dtype.name]}")
-    new = cast(new, self.dtype)
-    if self._is_tracer:
-        self._rebind(new)
-    elif new._is_tracer:
-        raise user_error(TypeError, f"{name}: cannot write a traced value into a realized "
-                         "tensor inside compiled code; return the new value instead")
-    else:
-        np.copyto(self._value, new._value)
-    return self
+    return store(self, cast(new, self.dtype), name)
 
 
 def _inplace(fn, name):

@@ -12,6 +12,7 @@ import math
 from collections import namedtuple
 
 from .. import dtypes as D
+from ..autograd.graph import torch_name
 from ..errors import user_error
 from ..trace import bind
 from .common import cast, dim_arg, norm_axes, norm_axis, operand, to_float
@@ -75,6 +76,7 @@ def _count(x, axes) -> int:
     return math.prod(x.shape[a] for a in axes)
 
 
+@torch_name("MeanBackward0")
 def mean(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
     x, axes, kd = _args("mean", input, dim, axis, keepdim, keepdims)
     if dtype is not None:
@@ -165,6 +167,7 @@ def _pick(input, idx, d, keepdim):
     return (vals, idx) if keepdim else (squeeze(vals, d), squeeze(idx, d))
 
 
+@torch_name("VarBackward0")
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None,
         keepdims=None):
     """Variance with Bessel's correction by default (``correction=1``), like PyTorch."""
@@ -180,12 +183,14 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=
     return div(ss, float(denom)) if denom > 0 else mul(ss, math.inf if n > 0 else math.nan)
 
 
+@torch_name("StdBackward0")
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None,
         keepdims=None):
     return sqrt(var(input, dim, unbiased, keepdim, correction=correction, axis=axis,
                     keepdims=keepdims))
 
 
+@torch_name("LinalgVectorNormBackward0")
 def norm(input, p="fro", dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
     """Vector norms: ``p`` in 2/'fro', 1, inf, -inf, 0 or any float; over ``dim``."""
     x, axes, kd = _args("norm", input, dim, axis, keepdim, keepdims)
@@ -267,6 +272,7 @@ def cumprod(input, dim=None, *, dtype=None, axis=None):
     return _scan("cumprod", "cumprod", input, dim_arg("cumprod", dim, axis), dtype)
 
 
+@torch_name("SoftmaxBackward0")
 def softmax(input, dim=None, dtype=None, *, axis=None):
     """``exp(x - max) / sum(exp(x - max))`` along ``dim``."""
     x = operand(input)
@@ -283,6 +289,7 @@ def softmax(input, dim=None, dtype=None, *, axis=None):
     return div(e, sum(e, a, keepdim=True))
 
 
+@torch_name("LogSoftmaxBackward0")
 def log_softmax(input, dim=None, dtype=None, *, axis=None):
     x = operand(input)
     x = to_float(x) if dtype is None else cast(x, D.as_dtype(dtype))

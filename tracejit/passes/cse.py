@@ -10,8 +10,7 @@ sub-graphs compare by identity after their own CSE. Nodes with effects are never
 
 from __future__ import annotations
 
-from ..ir.graph import Graph, Node, freeze_params
-from ..primitives import PRIMITIVES
+from ..ir.graph import Graph, Node, freeze_params, has_effect
 from .rewrite import map_subgraphs, rebuild, with_inputs
 
 __all__ = ["cse"]
@@ -22,7 +21,7 @@ def cse(graph: Graph) -> Graph:
 
     def replace(n: Node, ins: tuple):
         n = with_inputs(map_subgraphs(n, cse), ins)
-        if PRIMITIVES[n.op].has("effect"):
+        if has_effect(n):  # a print (or a branch that prints) runs as often as it was called
             return n
         t = n.type if n.type is not None else n.types
         key = (n.op, tuple(id(i) for i in ins), freeze_params(n.params), t)

@@ -11,7 +11,10 @@ from its outputs, so unreachable nodes vanish on any rebuild; this pass also rem
   loop-invariant operand nothing live reads;
 * sub-graphs are cleaned recursively.
 
-Nodes with effects are kept only where they are reachable (effects are graph outputs).
+Effects (`Graph.effects`: prints, checks, control flow that holds them) are never removed: what
+they read stays live, a ``cond`` keeps the operands its branches' effects read, and a ``while``
+keeps the carries its effects depend on (and, as always, those its condition does, so it runs
+as many times). A ``cond`` or ``while`` kept only for its effects loses every result nobody reads.
 """
 
 from __future__ import annotations
@@ -40,16 +43,22 @@ def _depends(g: Graph, outputs) -> set[int]:
 
 
 def _restrict(g: Graph, keep_in: list[int], keep_out: list[int]) -> Graph:
-    """`g` reading only inputs `keep_in` and returning only outputs `keep_out`."""
-    g = Graph(g.inputs, [g.outputs[i] for i in keep_out], g.name)  # prunes what they don't use
+    """`g` reading only inputs `keep_in` and returning only outputs `keep_out` (its effects
+    stay: `keep_in` must hold what they read)."""
+    g = Graph(g.inputs, [g.outputs[i] for i in keep_out], g.name,  # prunes what they don't use
+              effects=g.effects)
     return rebuild(g, lambda n, ins: None, inputs=fresh_inputs(g, keep_in))
+
+
+def _needs(g: Graph, outputs: list[int]) -> set[int]:
+    """Positions of `g`'s inputs that its outputs `outputs` and its effects depend on."""
+    return _depends(g, [g.outputs[i] for i in outputs] + list(g.effects))
 
 
 def _live_cond(n: Node, used: list[int]):
     then, other = n.params["branches"]
     xs = n.inputs[1:]
-    reads = sorted(_depends(then, [then.outputs[i] for i in used])
-                   | _depends(other, [other.outputs[i] for i in used]))
+    reads = sorted(_needs(then, used) | _needs(other, used))
     if len(used) == len(n.types) and len(reads) == len(xs):
         return None
     branches = tuple(_restrict(g, reads, used) for g in (then, other))
@@ -60,9 +69,9 @@ def _live_cond(n: Node, used: list[int]):
 def _live_while(n: Node, used: list[int]):
     cond, body = n.params["cond"], n.params["body"]
     k = len(body.outputs)
-    live = set(used) | _depends(cond, cond.outputs)
+    live = set(used) | _needs(cond, [0]) | _needs(body, [])
     while True:
-        more = live | _depends(body, [body.outputs[i] for i in live if i < k])
+        more = live | _needs(body, [i for i in live if i < k])
         if more == live:
             break
         live = more

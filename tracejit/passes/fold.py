@@ -5,7 +5,8 @@ Input: a `Graph`. Output: an equivalent `Graph`. A node whose operands are all c
 folding) is evaluated once, at compile time, with its numpy reference, and becomes a ``constant``
 node holding the result — for instance the identity basis that `jacobian` builds from ``iota``
 nodes. Results above `FOLD_LIMIT` elements stay computed at run time (a huge literal would cost
-more memory than the work it saves); control-flow and multi-result nodes are left alone.
+more memory than the work it saves); control-flow and multi-result nodes, and effects (a
+`tj.debug.print` of constants prints at every call, not once at compile time), are left alone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 
 import numpy as np
 
-from ..ir.graph import Graph, Literal, Node
+from ..ir.graph import Graph, Literal, Node, has_effect
 from ..primitives import PRIMITIVES
 from .rewrite import rebuild
 
@@ -31,7 +32,7 @@ def _value(n: Node):
 def fold(graph: Graph) -> Graph:
     def replace(n: Node, ins):
         op = PRIMITIVES[n.op]
-        if (n.op == "constant" or n.type is None or op.has("control") or op.has("effect")
+        if (n.op == "constant" or n.type is None or op.has("control") or has_effect(n)
                 or not all(i.op == "constant" for i in ins)
                 or math.prod(n.shape) > FOLD_LIMIT):
             return None

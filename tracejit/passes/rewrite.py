@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..ir.graph import Graph, Node
+from ..ir.graph import Graph, Node, has_effect
 
 __all__ = ["rebuild", "with_inputs", "map_subgraphs", "fresh_inputs"]
 
@@ -23,7 +23,8 @@ def with_inputs(n: Node, ins: tuple) -> Node:
 def rebuild(graph: Graph, replace: Callable, inputs=None, outputs=None) -> Graph:
     """A copy of `graph` where ``replace(node, new_inputs)`` gives each node's substitute (or
     None to keep the node, with its operands remapped). `inputs` optionally maps old input
-    nodes to new ones; `outputs` optionally selects which outputs the copy returns."""
+    nodes to new ones; `outputs` optionally selects which outputs the copy returns. The copy
+    keeps the effects (their substitutes), in order."""
     if inputs is None:
         new: dict[int, Node] = {id(n): n for n in graph.inputs}
     else:  # inputs not in the mapping are dropped (they must be unused)
@@ -34,7 +35,9 @@ def rebuild(graph: Graph, replace: Callable, inputs=None, outputs=None) -> Graph
         new[id(n)] = with_inputs(n, ins) if sub is None else sub
     outs = graph.outputs if outputs is None else outputs
     new_inputs = graph.inputs if inputs is None else tuple(inputs.values())
-    return Graph(new_inputs, [new[id(o)] for o in outs], graph.name)
+    effects = [new[id(e)] for e in graph.effects]  # (a substitute may have lost its effects)
+    return Graph(new_inputs, [new[id(o)] for o in outs], graph.name,
+                 effects=[e for e in effects if has_effect(e)])
 
 
 def fresh_inputs(graph: Graph, keep: list[int]) -> dict:

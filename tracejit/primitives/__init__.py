@@ -3,7 +3,15 @@
 Input: nothing. Output: `PRIMITIVES`, filled by importing the modules below.
 """
 
-from . import control, custom, elementwise, random, reduce, structure  # noqa: F401  (register records)
+from . import (  # noqa: F401  (register records)
+    control,
+    custom,
+    debug,
+    elementwise,
+    random,
+    reduce,
+    structure,
+)
 from .registry import PRIMITIVES, OpDef, RuleError, defrules, get, register
 
 __all__ = ["PRIMITIVES", "OpDef", "RuleError", "defrules", "get", "register"]

@@ -101,6 +101,19 @@ register(OpDef("while", None, _while_rule, _while_ref, traits={"multi_result", "
 WHILE_CHECKPOINTS = 64  # carries stored by the reverse-mode rule of `while`; see docs/autodiff.md
 
 
+def _recomputing(rule):
+    """A derivative rule that re-runs forward work (a branch, a loop body): the effects in it
+    (`tj.debug.print`) ran in the forward pass, so they are not recorded again here."""
+    import functools
+
+    @functools.wraps(rule)
+    def wrapped(*args, **params):
+        from ..trace import effects_dropped
+        with effects_dropped():
+            return rule(*args, **params)
+    return wrapped
+
+
 def _zeros(x):
     from ..ops.creation import zeros_like
     return zeros_like(x)
@@ -255,5 +268,5 @@ def _while_vjp(cts, out, *xs, cond, body):
     return res
 
 
-defrules("cond", vjp=_cond_vjp, jvp=_cond_jvp)
-defrules("while", vjp=_while_vjp, jvp=_while_jvp)
+defrules("cond", vjp=_recomputing(_cond_vjp), jvp=_recomputing(_cond_jvp))
+defrules("while", vjp=_recomputing(_while_vjp), jvp=_recomputing(_while_jvp))

@@ -38,7 +38,9 @@ def _vjp(cts, out, *xs, fwd, bwd, n_args, n_fwd_caps, n_out):
     res = list(out[n_out:])
     grads = [zeros_like(o) if c is None else c for o, c in zip(out[:n_out], cts[:n_out])]
     caps_b = list(xs[n_args + n_fwd_caps:])
-    in_cts = replay(bwd, res + grads + caps_b)
+    from ..trace import effects_dropped
+    with effects_dropped(False):  # the user's backward runs here, once: its prints show
+        in_cts = replay(bwd, res + grads + caps_b)
     return list(in_cts) + [None] * (len(xs) - n_args)
 
 

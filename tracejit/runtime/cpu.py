@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..errors import user_error
+from ..errors import CheckError, located_check, user_error
 from ..ir.graph import Graph
 from ..primitives import PRIMITIVES
 from ..schedule.fusion import schedule
@@ -499,6 +499,8 @@ class CPUProgram:
                 except (IndexError, ZeroDivisionError, ValueError) as e:
                     msg = str(e) if str(e).startswith(node.op) else f"{node.op}: {e}"
                     raise user_error(type(e), msg, node.loc) from None
+                except CheckError as e:  # a failed tj.debug.check
+                    raise located_check(e, node.loc) from None
                 res = res if node.type is None else (res,)
                 for b, r in zip(st.outputs, res):
                     r = np.asarray(r)

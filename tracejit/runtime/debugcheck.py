@@ -18,7 +18,8 @@ switches of `tj.config`. Output: the same runner, or a callable that runs it and
   interpreter; the first node that produces a NaN from NaN-free operands is named in a
   ``FloatingPointError`` with its source line.
 
-Nothing here runs unless a switch is on: `wrap` returns the runner itself otherwise.
+Nothing here runs unless a switch is on: `wrap` returns the runner itself otherwise. The re-runs
+on the interpreter are quiet (`primitives.debug.quiet`): a `tj.debug.print` shows once per call.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 from ..errors import where
 from ..ir.graph import Graph
 from ..primitives import PRIMITIVES
+from ..primitives.debug import quiet
 
 __all__ = ["DebugCheckError", "wrap", "reference_values", "first_nan_node"]
 
@@ -63,13 +65,14 @@ class _Checking:
     def __call__(self, args: list) -> list:
         outs = self.base(args)
         vals = None
-        if self.differential:
-            vals = reference_values(self.graph, args)
-            _check_outputs(self, outs, vals, args)
-        if self.nans:
-            bad = [i for i, o in enumerate(outs) if _has_nan(o)]
-            if bad:
-                raise_first_nan(self.graph, args, vals, bad[0], self.device)
+        with quiet():  # the call printed already: the re-runs below print nothing
+            if self.differential:
+                vals = reference_values(self.graph, args)
+                _check_outputs(self, outs, vals, args)
+            if self.nans:
+                bad = [i for i, o in enumerate(outs) if _has_nan(o)]
+                if bad:
+                    raise_first_nan(self.graph, args, vals, bad[0], self.device)
         return outs
 
 

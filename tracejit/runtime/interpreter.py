@@ -3,15 +3,17 @@
 Input: a `Graph` and one numpy array per graph input. Output: one numpy array per graph output.
 It is the living definition of every op's semantics and the oracle every backend is tested
 against. Errors raised by a reference (an out-of-bounds index, an integer division by zero)
-are re-raised with the source line of the node that raised them. Each intermediate is released
-right after its last use, so memory stays bounded by the live set and allocations stay warm.
+are re-raised with the source line of the node that raised them (so is a failed
+`tj.debug.check`, as a `tj.CheckError`); effects (`Graph.effects`) run in program order. Each
+intermediate is released right after its last use, so memory stays bounded by the live set and
+allocations stay warm.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import user_error
+from ..errors import CheckError, located_check, user_error
 from ..ir.graph import Graph
 from ..primitives import PRIMITIVES
 
@@ -57,6 +59,8 @@ def run_graph(graph: Graph, args: list) -> list[np.ndarray]:
         except (IndexError, ZeroDivisionError, ValueError) as e:
             msg = str(e) if str(e).startswith(node.op) else f"{node.op}: {e}"
             raise user_error(type(e), msg, node.loc) from None
+        except CheckError as e:  # a failed tj.debug.check: its message, at its line
+            raise located_check(e, node.loc) from None
         if node.type is not None:
             out = np.asarray(out)
             if out.dtype != node.dtype.np:

@@ -1,0 +1,253 @@
+"""Lazy eager execution: eager ops build a pending graph that is realized on demand through the
+same passes, fusion and backends as `tj.compile`, cached by the graph's structure.
+
+Input: primitive applications on realized Tensors outside any trace (`trace.bind`'s eager
+branch). Output: *lazy* Tensors — their shape and dtype are known at once (type rules and their
+errors run at the op, at the user's line), their values when first needed: printing,
+``.numpy()``, ``.item()``, ``float()``, an in-place write into a buffer they read, a call of a
+compiled function, or more than `MAX_PENDING` pending ops. Then every live lazy Tensor of the
+thread's pending segment is computed in one graph: its structure (ops, params, wiring, input
+types) is the cache key, so a training loop, whose every step has the same structure, runs the
+same compiled program each step. A structure seen for the first time runs on the numpy
+interpreter (most eager code runs once); from its `COMPILE_AFTER`-th realization on (its `HOT`-th
+when it computes fewer than `SMALL_WORK` elements: there numpy's per-op cost is small) it is
+optimized, fused and compiled for the CPU, and stays cached (`CACHE_SIZE` structures).
+
+Inputs of the pending graph are the realized Tensors the ops read. Their buffers are read when
+the segment is realized, so every in-place write into a realized buffer (`ops/inplace.py`)
+first realizes pending work, and a buffer shared with numpy (``from_numpy``, ``numpy()``) is
+copied when captured (a write through numpy cannot reach pending work).
+
+``tj.config.lazy = False`` (or ``TRACEJIT_LAZY=0``) evaluates each op at once on numpy; so do
+``debug``/``debug_nans`` mode, control flow, effects and constants.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from collections import OrderedDict
+
+import numpy as np
+
+from . import dtypes as D
+from .ir.graph import Graph, Node, TensorType, freeze_params
+
+__all__ = ["record", "alias", "realize_pending", "eligible", "stats", "clear_cache"]
+
+COMPILE_AFTER = 2  # realizations of a structure before it is compiled ...
+SMALL_WORK = 1 << 14  # ... when it computes at least this many elements in all (sum over ops)
+HOT = 8  # realizations after which even a small structure is compiled (per-op overhead wins)
+MAX_PENDING = 4000
+CACHE_SIZE = 512
+_EAGER_ONLY = frozenset({"constant", "cond", "while"})
+
+_tls = threading.local()
+_cache: OrderedDict = OrderedDict()  # structure key -> _Entry
+_cache_lock = threading.Lock()
+_stats = {"realizations": 0, "interpreted": 0, "compiled_runs": 0, "compiles": 0}
+
+
+def eligible(name: str, op) -> bool:
+    """Whether eager `name` is recorded lazily now."""
+    from .config import config
+    return (config.lazy and name not in _EAGER_ONLY and not op.has("effect")
+            and not config.debug and not config.debug_nans)
+
+
+def precheck(name: str, operands: tuple) -> None:
+    """Raises now, at the user's line, the errors the op would raise when realized: indices
+    out of bounds (gather, scatter) and integer division by zero. Reads the index or divisor
+    values (realizing them when they are pending themselves)."""
+    if name in ("gather", "scatter"):
+        from .primitives.structure import _check_bounds
+        x, idx = operands[0], operands[1 if name == "gather" else 2:]
+        _check_bounds(_Shaped(x.shape), [i._value for i in idx], name)
+    elif name in ("floordiv", "rem") and operands[0].dtype.is_integer:
+        if np.any(operands[1]._value == 0):
+            what = "floor_divide" if name == "floordiv" else "remainder"
+            raise ZeroDivisionError(f"{what}: integer division by zero")
+
+
+class _Shaped:
+    __slots__ = ("shape",)
+
+    def __init__(self, shape):
+        self.shape = shape
+
+
+class _Segment:
+    """The pending graph of one thread."""
+
+    def __init__(self):
+        self.inputs: list[Node] = []
+        self.values: list[np.ndarray] = []
+        self.captured: dict[int, Node] = {}
+        self.keep: list = []  # the captured Tensors (their ids stay valid)
+        self.index: dict[int, int] = {}  # node id -> position in the structure
+        self.key: list = []
+        self.work = 0  # elements computed by the pending ops
+        self.live: list = []  # weakrefs to lazy Tensors of this segment
+        self.lock = threading.Lock()
+        self.done = False
+
+    def ref(self, n: Node) -> int:
+        return self.index[id(n)]
+
+    def capture(self, x) -> Node:
+        node = self.captured.get(id(x))
+        if node is not None:
+            return node
+        v = x._value  # a lazy Tensor of another thread's segment is realized here
+        if x._exposed or not v.flags.writeable:
+            v = np.array(v, copy=True)  # numpy may write to it before this segment runs
+        t = x._type()
+        node = Node("input", (), {"index": len(self.inputs), "kind": "arg"}, t,
+                    name=f"in{len(self.inputs)}")
+        self.index[id(node)] = -1 - len(self.inputs)
+        self.inputs.append(node)
+        self.values.append(v)
+        self.captured[id(x)] = node
+        self.keep.append(x)
+        self.key.append(("in", t))
+        return node
+
+    def add(self, op: str, ins: tuple, params: dict, t, loc) -> Node:
+        # (no hash-consing: Tensors of one node are aliases, sharing one buffer; the optimizer's
+        # CSE merges equal work when the structure is compiled)
+        fz = freeze_params(params)
+        multi = isinstance(t, tuple)
+        node = Node(op, ins, params, None if multi else t, loc, types=t if multi else None)
+        self.index[id(node)] = len(self.index) - len(self.inputs)
+        self.key.append((op, tuple(self.ref(i) for i in ins), fz, t))
+        for tt in (t if multi else (t,)):
+            self.work += math.prod(tt.shape)
+        return node
+
+
+def _segment() -> _Segment:
+    seg = getattr(_tls, "seg", None)
+    if seg is None or seg.done:
+        seg = _tls.seg = _Segment()
+    return seg
+
+
+def alias(x):
+    """A new lazy Tensor for the same pending value as lazy `x` (``x.detach()``)."""
+    return _lazy_tensor(x._lazy, x._lazy_seg)
+
+
+def _lazy_tensor(node: Node, seg: _Segment):
+    from .tensor import Tensor
+    t = object.__new__(Tensor)
+    t._val, t._node, t._builder, t._weak = None, None, None, False
+    t._lazy, t._lazy_seg = node, seg
+    seg.live.append(weakref.ref(t))
+    return t
+
+
+def record(name: str, operands: tuple, params: dict, t, loc):
+    """Applies primitive `name` lazily; returns lazy Tensor(s) of type(s) `t`."""
+    seg = _segment()
+    ins = []
+    for x in operands:
+        if x._lazy is not None and x._lazy_seg is seg:
+            ins.append(x._lazy)
+        else:
+            ins.append(seg.capture(x))
+    node = seg.add(name, tuple(ins), params, t, loc)
+    if isinstance(t, tuple):
+        outs = tuple(_strong(seg, seg.add("get", (node,), {"index": i}, ti, loc), ti, loc)
+                     for i, ti in enumerate(t))
+        res = tuple(_lazy_tensor(o, seg) for o in outs)
+    else:
+        res = _lazy_tensor(_strong(seg, node, t, loc), seg)
+    if len(seg.index) - len(seg.inputs) > MAX_PENDING:
+        realize_pending(seg)
+    return res
+
+
+def _strong(seg: _Segment, node: Node, t: TensorType, loc) -> Node:
+    """Eager results take their default dtype when weakly typed (as `Tensor._wrap` does)."""
+    if not t.weak:
+        return node
+    dt = {0: D.bool_, 1: D.int64, 2: D.float32}[t.dtype.category]
+    return seg.add("convert", (node,), {"dtype": dt, "weak": False},
+                   TensorType(t.shape, dt, False), loc)
+
+
+class _Entry:
+    __slots__ = ("seen", "runner")
+
+    def __init__(self):
+        self.seen, self.runner = 0, None
+
+
+def realize_pending(seg: _Segment | None = None) -> None:
+    """Computes every live lazy Tensor of `seg` (default: this thread's segment)."""
+    if seg is None:
+        seg = getattr(_tls, "seg", None)
+        if seg is None:
+            return
+    with seg.lock:
+        if seg.done:
+            return
+        seg.done = True
+        if getattr(_tls, "seg", None) is seg:
+            _tls.seg = None
+        _run(seg)
+
+
+def _run(seg: _Segment) -> None:
+    targets, outs, pos = [], [], {}
+    for r in seg.live:
+        t = r()
+        if t is None or t._lazy_seg is not seg:
+            continue
+        n = t._lazy
+        if id(n) not in pos:
+            pos[id(n)] = len(outs)
+            outs.append(n)
+        targets.append((t, pos[id(n)]))
+    if not outs:
+        return
+    key = (tuple(seg.key), tuple(seg.ref(n) for n in outs))
+    with _cache_lock:
+        entry = _cache.get(key)
+        if entry is None:
+            entry = _cache[key] = _Entry()
+            if len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+        else:
+            _cache.move_to_end(key)
+        entry.seen += 1
+        runner = entry.runner
+    graph = None
+    if runner is None and (entry.seen >= HOT or entry.seen >= COMPILE_AFTER and
+                           seg.work >= SMALL_WORK):
+        from .jit import _backend_runner
+        graph = Graph(seg.inputs, outs, "eager")
+        runner = entry.runner = _backend_runner(graph, "cpu")
+        _stats["compiles"] += 1
+    _stats["realizations"] += 1
+    if runner is None:
+        from .runtime.interpreter import run_graph
+        results = run_graph(Graph(seg.inputs, outs, "eager"), seg.values)
+        _stats["interpreted"] += 1
+    else:
+        results = runner(list(seg.values))
+        _stats["compiled_runs"] += 1
+    for t, i in targets:  # Tensors of one node are aliases (detach()): one buffer
+        t._val = results[i]
+        t._lazy = t._lazy_seg = None
+
+
+def stats() -> dict:
+    """Counts of realizations, interpreted and compiled runs, compilations; cached structures."""
+    return {**_stats, "cached_structures": len(_cache)}
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
