@@ -106,7 +106,7 @@ def main():
             loss = torch.nn.functional.cross_entropy(tm(ttx), tty)
             loss.backward()
             topt.step()
-            return float(loss)
+            return float(loss.detach())
         _settle()
         t["torch eager"] = median_time(run_torch, args.steps, warmup=5)
     except ImportError:

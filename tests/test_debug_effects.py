@@ -537,3 +537,12 @@ def test_bad_format_and_arguments_raise_at_the_call():
         tj.compile(lambda v: tj.debug.check(v, "not bool"))(x)
     with pytest.raises(TypeError, match="format string must be a str"):
         tj.debug.print(x)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import tracejit.debug
+    res = doctest.testmod(tracejit.debug,
+                          optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert res.attempted > 0 and res.failed == 0

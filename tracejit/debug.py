@@ -70,7 +70,7 @@ def check(cond, msg: str = "debug check failed", *args, **kwargs) -> None:
     >>> import tracejit as tj
     >>> @tj.compile(device="interpreter")
     ... def safe_log(x):
-    ...     tj.debug.check(x > 0, "log of a non-positive value: min is {}", x.min())
+    ...     tj.debug.check(x > 0, "log of a non-positive value: min is {:.1f}", x.min())
     ...     return tj.log(x)
     >>> float(safe_log(tj.tensor([1.0])))
     0.0

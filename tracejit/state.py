@@ -52,6 +52,29 @@ class _GradOf:
         return self.t._grad._type()
 
 
+class _ItemOf:
+    """A captured input standing for the Python number ``container[key]`` as it is at each call
+    (an optimizer's learning rate, which schedulers change between steps)."""
+
+    __slots__ = ("container", "key")
+    _is_tracer = False
+
+    def __init__(self, container, key):
+        self.container, self.key = container, key
+
+    @property
+    def _value(self):
+        return np.asarray(self.container[self.key], dtype=np.float64)
+
+    def numpy(self):
+        return self._value
+
+    def _type(self):
+        from . import dtypes as D
+        from .ir.graph import TensorType
+        return TensorType((), D.float64, weak=True)
+
+
 class StateBuilder(Builder):
     """The top-level builder of a compiled function: tracks writes to outside tensors."""
 
@@ -62,6 +85,9 @@ class StateBuilder(Builder):
         self.grad_guards: dict[int, tuple[Tensor, bool]] = {}  # id -> (tensor, was None)
         self.grad_inputs: dict[int, Tensor] = {}  # id -> tracer reading t.grad
         self.final_grads: dict[int, object] = {}
+        self.item_inputs: dict = {}
+        self.keep_alive: list = []
+        self.value_guards: list = []
 
     # -- writes of values ----------------------------------------------------------------
     def write_back(self, target: Tensor, new: Tensor) -> None:
@@ -72,6 +98,23 @@ class StateBuilder(Builder):
         if hit is not None and hit[0] is x:
             return super().lift(hit[1])
         return super().lift(x)
+
+    # -- Python values -------------------------------------------------------------------
+    def read_item(self, container, key) -> Tensor:
+        """A weakly typed scalar input holding ``container[key]`` at each call."""
+        k = (id(container), key)
+        tr = self.item_inputs.get(k)
+        if tr is None:
+            src = _ItemOf(container, key)
+            node = self.add_input(src._type(), str(key), kind="capture")
+            self.captured.append(src)
+            self.keep_alive.append(container)
+            tr = self.item_inputs[k] = Tensor._tracer(node, self)
+        return tr
+
+    def guard_item(self, container, key) -> None:
+        """The trace depends on ``container[key]``: a call where it changed traces again."""
+        self.value_guards.append((container, key, container[key]))
 
     # -- .grad ---------------------------------------------------------------------------
     def read_grad(self, t: Tensor):
@@ -124,6 +167,7 @@ class StateBuilder(Builder):
                 plan.arg_grads.append((i, len(outs)))
                 outs.append(self.lift(tr._grad))
         plan.guards = [(weakref.ref(t), was_none) for t, was_none in self.grad_guards.values()]
+        plan.value_guards = list(self.value_guards)
         self.plan = plan
         return super().finish(outs)
 
@@ -145,6 +189,7 @@ class WriteBack:
         self.guards: list = []
         self.arg_values: list = []  # (argument leaf index, output index)
         self.arg_grads: list = []
+        self.value_guards: list = []  # (container, key, value when traced)
 
     def targets(self, t) -> bool:
         return any(x is t for x, _ in self.values) or any(x is t for x, _ in self.grads)
@@ -152,10 +197,14 @@ class WriteBack:
     @property
     def empty(self) -> bool:
         return not (self.values or self.grads or self.guards or self.arg_values or
-                    self.arg_grads)
+                    self.arg_grads or self.value_guards)
 
     def stale(self) -> str | None:
         """Why this plan no longer matches the tensors' state (None when it does)."""
+        for container, key, value in self.value_guards:
+            now = container.get(key) if isinstance(container, dict) else None
+            if now != value:
+                return f"{key!r} was {value!r} when traced and is {now!r} now"
         for ref, was_none in self.guards:
             t = ref()
             if t is None:

@@ -34,7 +34,7 @@ def _binary(name: str, a, b):
 
 def add(input, other, *, alpha=1):
     """``input + alpha * other`` with broadcasting and PyTorch promotion."""
-    if alpha != 1:
+    if not is_scalar(alpha) or alpha != 1:
         other = mul(other, alpha)
     return _binary("add", input, other)
 
@@ -48,7 +48,7 @@ def sub(input, other, *, alpha=1):
     if _is_bool(input) or _is_bool(other):
         raise user_error(TypeError, "sub: subtraction with a bool tensor or scalar is not "
                          f"supported; use logical_xor or `~` instead {describe(input, other)}")
-    if alpha != 1:
+    if not is_scalar(alpha) or alpha != 1:
         other = mul(other, alpha)
     return bind("sub", *promote(input, other))
 

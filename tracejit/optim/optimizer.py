@@ -80,6 +80,9 @@ class Optimizer:
         self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
         self._opt_called = False  # read by lr schedulers to warn about a wrong call order
+        from ..trace import current_builder
+        self._traced_here = current_builder() is not None  # built inside a trace: its
+        # hyper-parameters are that trace's constants
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of "
                             f"Tensors or dicts, but got {_typename(params)}")
@@ -161,8 +164,12 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         self._opt_called = True
+        from ..state import state_builder
+        sb = state_builder()
         with no_grad():
             for group in self.param_groups:
+                if sb is not None and not self._traced_here:
+                    group = _traced_group(sb, group)
                 for p in group["params"]:
                     if p.grad is None:
                         continue
@@ -289,4 +296,19 @@ def _reuse_buffers(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
             out[name] = cur.copy_(value)
         else:
             out[name] = value.clone()
+    return out
+
+
+def _traced_group(sb, group: dict) -> dict:
+    """The hyper-parameters a step traced inside `tj.compile` sees: ``lr`` as a runtime input
+    (read from the group at every call, so schedulers work without retracing); the others as
+    constants guarded by their values (changing one traces again)."""
+    out = dict(group)
+    for k, v in group.items():
+        if k == "params":
+            continue
+        if k == "lr" and isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = sb.read_item(group, k)
+        else:
+            sb.guard_item(group, k)
     return out
