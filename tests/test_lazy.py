@@ -37,7 +37,7 @@ def test_results_are_pending_until_needed(fresh):
 def test_a_loop_compiles_its_structure_once_and_hits_after(fresh):
     rng = np.random.default_rng(0)
     w = tj.tensor(rng.standard_normal((128, 128)), dtype=tj.float32)
-    for i in range(5):
+    for _ in range(5):
         x = tj.tensor(rng.standard_normal((128, 128)), dtype=tj.float32)
         got = _step(x, w).numpy()
         want = (np.tanh(x.numpy() @ w.numpy() + 1.0).sum(axis=1) * 0.5)
