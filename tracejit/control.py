@@ -3,8 +3,11 @@
 Input: Python callables and pytrees of operands. Output: their results. Inside a trace each
 callable is traced once into a closed sub-graph and the whole construct becomes one ``cond`` or
 ``while`` node, compiled as a branch or a loop and never unrolled. In eager code, `cond`,
-`while_loop` and `fori_loop` simply run Python's ``if``/``while``; `scan` traces its body so the
-stacked outputs have a shape even for zero iterations.
+`while_loop` and `fori_loop` simply run Python's ``if``/``while`` — checking what compiled code
+requires (both branches of `cond` return the same structure and shapes: the other branch is
+traced, not run; a loop body keeps its carry's structure and shapes) so eager code that works
+also compiles; `scan` traces its body so the stacked outputs have a shape even for zero
+iterations.
 """
 
 from __future__ import annotations
@@ -75,7 +78,10 @@ def cond(pred, true_fn: Callable, false_fn: Callable, *operands):
     xs = _tensors(leaves)
     p = _as_pred(pred)
     if not _traced(p, *xs):
-        return true_fn(*operands) if bool(p) else false_fn(*operands)
+        taken, other = (true_fn, false_fn) if bool(p) else (false_fn, true_fn)
+        out = taken(*operands)
+        _check_other_branch(other, xs, in_tree, out)
+        return out
     types = [x._type() for x in xs]
     names = [f"x{i}" for i in range(len(xs))]
 
@@ -97,6 +103,42 @@ def cond(pred, true_fn: Callable, false_fn: Callable, *operands):
                                    out_dtypes=dts)
     outs = bind("cond", p, *xs, *ct, branches=(gt, gf))
     return tree.unflatten(tt, outs)
+
+
+def _check_other_branch(other: Callable, xs: list, in_tree, out) -> None:
+    """Eager `cond` runs only the branch taken; the other is traced (not run: its effects and
+    random draws are not executed) to check it returns the same structure and shapes, so code
+    that works eagerly also compiles. A branch that cannot be traced is not checked."""
+    from .trace import trace_graph
+    try:
+        g, other_tree, _ = trace_graph(lambda *ts: other(*tree.unflatten(in_tree, ts)),
+                                       [x._type() for x in xs],
+                                       [f"x{i}" for i in range(len(xs))], "other_branch")
+    except Exception:  # noqa: BLE001  (value-dependent Python code, ...: nothing to compare)
+        return
+    leaves, out_tree = tree.flatten(out)
+    if out_tree != other_tree:
+        raise user_error(TypeError, f"cond: the branches return different structures: "
+                         f"{out_tree!r} vs {other_tree!r}")
+    got = [tuple(operand(x).shape) for x in leaves]
+    want = [tuple(n.type.shape) for n in g.outputs]
+    if got != want:
+        raise user_error(TypeError, "cond: the branches return different shapes: "
+                         f"{[list(s) for s in got]} vs {[list(s) for s in want]}")
+
+
+def _check_carry(val, carry_tree, shapes, what: str) -> None:
+    """Eager loops: the body must keep the carry's structure and shapes, as compiled loops
+    require."""
+    leaves, t = tree.flatten(val)
+    if t != carry_tree:
+        raise user_error(TypeError, f"{what}: the body returns {t!r}, but the carry is "
+                         f"{carry_tree!r}")
+    for i, (x, want) in enumerate(zip(leaves, shapes)):
+        got = tuple(operand(x).shape)
+        if got != want:
+            raise user_error(TypeError, f"{what}: carry element {i} has shape {list(want)} on "
+                             f"entry but the body returns shape {list(got)}")
 
 
 def _loop_graphs(cond_fun, body_fun, carry: list[Tensor], carry_tree, cname, bname):
@@ -153,8 +195,10 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val):
     carry = _tensors(leaves)
     if not _traced(*carry):
         val = init_val
+        shapes = [tuple(c.shape) for c in carry]
         while bool(cond_fun(val)):
             val = body_fun(val)
+            _check_carry(val, carry_tree, shapes, "while_loop")
         return val
     gc, gb, caps = _loop_graphs(cond_fun, body_fun, carry, carry_tree,
                                 _fname(cond_fun, "cond_fun"), _fname(body_fun, "body_fun"))
@@ -173,11 +217,13 @@ def fori_loop(lower, upper, body_fun: Callable, init_val):
     for name, v in (("lower", lo), ("upper", hi)):
         if v.ndim or not (v.dtype.is_integer):
             raise user_error(TypeError, f"fori_loop: {name} must be an integer scalar, got {v}")
-    leaves = tree.flatten(init_val)[0]
+    leaves, carry_tree = tree.flatten(init_val)
     if not _traced(lo, hi, *_tensors(leaves)):
         val = init_val
+        shapes = [tuple(operand(x).shape) for x in leaves]
         for i in range(int(lo), int(hi)):
             val = body_fun(Tensor._wrap(np.asarray(i, dtype=np.int64)), val)
+            _check_carry(val, carry_tree, shapes, "fori_loop")
         return val
     i0 = cast(lo, D.int64)
     _, val = while_loop(lambda c: c[0] < hi,

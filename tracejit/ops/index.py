@@ -135,8 +135,10 @@ def _index_array(v, n: int, axis: int, op: str = "getitem", shape0=None) -> Tens
         if v.size and (v.min() < -n or v.max() >= n):
             raise _oob(v[(v < -n) | (v >= n)].flat[0], n, axis, op, shape0)
         return operand(np.where(v < 0, v + n, v).astype(np.int64))
-    from .elementwise import add, lt, where
-    return where(lt(v, 0), add(v, n), v)
+    from .elementwise import add, logical_and, lt, where
+    # negatives in [-n, 0) wrap; one below -n stays as it is, so the bounds check names the
+    # index the user wrote
+    return where(logical_and(lt(v, 0), lt(-n - 1, v)), add(v, n), v)
 
 
 def _getitem_name(x, index, **kw):
