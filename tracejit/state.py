@@ -22,6 +22,7 @@ call (inside the function its ``.grad`` holds only this call's gradient).
 
 from __future__ import annotations
 
+import sys
 import weakref
 
 import numpy as np
@@ -219,15 +220,13 @@ class WriteBack:
         """Writes the extra results back (`leaves`: this call's argument leaves); returns the
         function's own results."""
         for t, j in self.values:
-            np.copyto(t._value, outs[j])
-            t._bump_version()
+            _store(t, outs[j])
         for t, j in self.grads:
             t._grad = None if j is None else Tensor._wrap(outs[j])
         for i, j in self.arg_values:
             a = leaves[i]
             if isinstance(a, Tensor):
-                np.copyto(a._value, outs[j])
-                a._bump_version()
+                _store(a, outs[j])
             elif isinstance(a, np.ndarray) and a.flags.writeable:
                 np.copyto(a, outs[j])
         for i, j in self.arg_grads:  # accumulates, as backward() does into a leaf's .grad
@@ -236,3 +235,17 @@ class WriteBack:
                 a._grad = Tensor._wrap(outs[j]) if a._grad is None else \
                     Tensor._wrap(a._grad._value + outs[j])
         return outs[:self.n_user]
+
+
+def _store(t: Tensor, new: np.ndarray) -> None:
+    """Writes `new` into `t`: by taking over the new buffer when nothing else holds `t`'s
+    current one (no numpy array, view or alias Tensor can observe the difference), else by
+    copying into it."""
+    old = t._val
+    if old is not None and sys.getrefcount(old) <= 3 and old.base is None and \
+            old.dtype == new.dtype and old.shape == new.shape and new.flags.writeable:
+        # (3: `old`, the attribute, getrefcount's argument)
+        t._val = new
+    else:
+        np.copyto(t._value, new)
+    t._bump_version()
