@@ -165,7 +165,7 @@ def _retain(node: BackwardNode, cts: list, create_graph: bool) -> None:
 def _accumulate(leaf, g, create_graph: bool) -> None:
     from ..tensor import Tensor
     g = _fit(g, leaf.shape, leaf.dtype)
-    if not create_graph:
+    if not create_graph and g.requires_grad:
         g = g.detach()
     old = leaf._get_grad()
     if old is None:

@@ -13,7 +13,9 @@ replaces a node by one of its operands or by one simpler node of the same type:
   same shape, broadcast chains, full slices, ``rev`` of no axes, reductions over no axes;
 * broadcast of a scalar (or any broadcast) feeding an elementwise op, which broadcasts its
   operands itself: the op reads the small operand directly;
-* ``select(c, x, x)`` and selects on a constant condition.
+* ``select(c, x, x)`` and selects on a constant condition;
+* ``stop_gradient(x)``: the identity, since an optimized graph is only run, never differentiated
+  (derivatives are taken on traced graphs, before the pipeline).
 
 A rewrite happens only when the replacement has exactly the node's type (shape, dtype and weak
 flag), so every consumer keeps its type. All rewrites are exact except one: ``x + 0.0`` for a
@@ -83,6 +85,8 @@ def _rewrite(n: Node, ins: tuple):
     if n.type is None:
         return None
     x = ins[0] if ins else None
+    if op == "stop_gradient":  # the identity once derivatives are taken (optimized graphs
+        return x               # are only run, never differentiated)
     if op == "mul":
         a, b = ins
         if _is(b, 1) and _same(a, n):
