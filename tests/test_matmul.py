@@ -183,9 +183,14 @@ def test_epilogue_activations(act, ref):
 def test_epilogue_only_for_a_single_consumer_chain():
     x, w = rand(8, 6), rand(6, 5)
     y = x.astype(np.float64) @ w
-    # the product is also returned / reduced: it is stored, its consumers are separate kernels
-    cases = [(lambda p, q: (p @ q, tj.relu(p @ q)), (y, np.maximum(y, 0))),
-             (lambda p, q: (tj.relu(p @ q) + (p @ q).sum(),), (np.maximum(y, 0) + y.sum(),)),
+    # the product is also returned: the Gemm stores it (raw) and its epilogue's result
+    f = lambda p, q: (p @ q, tj.relu(p @ q))  # noqa: E731
+    (g,) = sched_of(f, x, w).gemms
+    assert g.epilogue is not None and g.raw is not None
+    for o, r in zip(tj.compile(f)(x, w), (y, np.maximum(y, 0))):
+        np.testing.assert_allclose(o.numpy(), r, rtol=1e-5, atol=1e-5)
+    # the product is also reduced: it is stored, its consumers are separate kernels
+    cases = [(lambda p, q: (tj.relu(p @ q) + (p @ q).sum(),), (np.maximum(y, 0) + y.sum(),)),
              (lambda p, q: ((p @ q) * 2 + (p @ q).T.sum(),), (y * 2 + y.sum(),))]
     for f, refs in cases:
         s = sched_of(f, x, w)

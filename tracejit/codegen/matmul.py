@@ -477,6 +477,7 @@ class _GemmGen:
         bi, row, col, mr, nr = fn.args[1 + nin:]
         ev = _EpilogueEval(self.mod, b, ptr)
         N = g.n
+        raw = ptr[g.raw] if g.raw is not None else None
 
         def r(i):
             ri = b.add(row, i)
@@ -485,7 +486,10 @@ class _GemmGen:
                 cj_ = b.add(col, j)
                 pos = L.lin((bi, g.m * N), (ri, N), (cj_, 1))
                 p = L.gep(out, pos, self.ty)
-                v = ev.value(g.epilogue, b.load(p, typ=self.ty), (bi, ri, cj_))
+                acc = b.load(p, typ=self.ty)
+                if raw is not None:  # the plain product, kept as a result too
+                    b.store(acc, L.gep(raw, pos, self.ty))
+                v = ev.value(g.epilogue, acc, (bi, ri, cj_))
                 b.store(v, p)
             L.loop(0, nr, 1, cj)
         L.loop(0, mr, 1, r)

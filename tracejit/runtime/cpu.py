@@ -392,6 +392,7 @@ class CPUProgram:
         self._slots = slots
         self._in_spec = list(zip(s.inputs, self._in_dtypes))
         written = {b for st in s.steps for b in step_outputs(st)}
+        written |= {st.raw for st in s.steps if isinstance(st, Gemm) and st.raw is not None}
         self._alloc = [(b, s.buffers[b].shape, s.buffers[b].dtype.np) for b in sorted(written)]
         seen: set[int] = set()
         self._out_spec = []  # (buffer, copy?): never hand out an input, a constant, or twice
@@ -467,6 +468,9 @@ class CPUProgram:
                         out = np.empty(info.shape, info.dtype.np)
                     env[b] = out
                     ptrs.append(out.ctypes.data)
+                if isinstance(st, Gemm) and st.raw is not None:  # a result it also stores
+                    info = bufs[st.raw]
+                    env[st.raw] = np.empty(info.shape, info.dtype.np)
                 ptrs += [env[b].ctypes.data for b in st.inputs]
                 if par and threads > 1 and par is not True:
                     n = st.outer_extent

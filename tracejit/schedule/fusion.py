@@ -162,16 +162,20 @@ class _Planner:
                     self.mat.add(id(us[0]))
         # A product whose only consumer is a chain of elementwise ops of its shape is computed
         # inside the Gemm step of the chain's stored end (its epilogue).
+        # A product that is also a graph result keeps its plain value too: the Gemm stores it
+        # beside the epilogue's (`Gemm.raw`).
         self.epilogue_of: dict[int, _Product] = {}
         self.in_epilogue: set[int] = set()
+        self.raw_result: set[int] = set()
         for p in list(self.products.values()):
-            if id(p.node) not in outs:
-                r = self._epilogue_root(p.node)
-                if r is not None and id(r) not in self.epilogue_of:  # one product per epilogue
-                    self.mat.discard(id(p.node))
-                    del self.products[id(p.node)]
-                    self.epilogue_of[id(r)] = p
-                    self.in_epilogue.add(id(p.node))
+            r = self._epilogue_root(p.node)
+            if r is not None and id(r) not in self.epilogue_of:  # one product per epilogue
+                self.mat.discard(id(p.node))
+                del self.products[id(p.node)]
+                self.epilogue_of[id(r)] = p
+                self.in_epilogue.add(id(p.node))
+                if id(p.node) in outs:
+                    self.raw_result.add(id(p.node))
 
     def _epilogue_root(self, d: Node) -> Node | None:
         """The one stored value that all of `d`'s consumers are inlined into, when they are
@@ -224,8 +228,10 @@ def schedule(graph: Graph) -> Schedule:
                 plan.products[id(n)], buffer(n, "temp"), len(steps))
             continue
         if id(n) in plan.epilogue_of:
+            p = plan.epilogue_of[id(n)]
+            raw = buffer(p.node, "temp") if id(p.node) in plan.raw_result else None
             steps += _GemmBuilder(plan, buf_of, consts, buffers).build(
-                plan.epilogue_of[id(n)], buffer(n, "temp"), len(steps), root=n)
+                p, buffer(n, "temp"), len(steps), root=n, raw=raw)
             continue
         if not FUSIBLE(n):
             if n.op == "get":
@@ -391,7 +397,8 @@ class _GemmBuilder:
         kb.rank = rank
         return kb
 
-    def build(self, p: _Product, out: int, k: int, root: Node | None = None) -> list:
+    def build(self, p: _Product, out: int, k: int, root: Node | None = None,
+              raw: int | None = None) -> list:
         (ca, cb), (ba, bb) = p.contract, p.batch
         d, a, b = p.node, p.a, p.b
         fa = [i for i in range(a.ndim) if i not in ca and i not in ba]
@@ -411,8 +418,9 @@ class _GemmBuilder:
             epilogue = _rebase(body, d.shape, groups)
             if epilogue is None:  # not expressible per (batch, row, col): store the product
                 self.plan.mat.add(id(d))
-                self.buf_of[id(d)] = len(self.buffers)
-                self.buffers.append(BufferInfo(d.shape, d.dtype, "temp", d.name or d.op))
+                if raw is None:
+                    self.buf_of[id(d)] = len(self.buffers)
+                    self.buffers.append(BufferInfo(d.shape, d.dtype, "temp", d.name or d.op))
                 self.steps.append(Gemm("", *dims, opa, opb, self.buf_of[id(d)], d.dtype,
                                        list(dict.fromkeys([opa.buffer, opb.buffer])), None,
                                        nodes, d.loc))
@@ -428,9 +436,11 @@ class _GemmBuilder:
             return self._named(k)
         # few rows: threads split the columns (in blocks that every register tile divides)
         cols = COL_SPLIT if dims[0] * dims[1] < COL_SPLIT <= dims[2] // 2 else 0
-        self.steps.append(Gemm(name[:40], *dims, opa, opb, out, d.dtype,
-                               list(dict.fromkeys([opa.buffer, opb.buffer, *ins])), epilogue,
-                               nodes, (root or d).loc, cols))
+        ins = list(dict.fromkeys([opa.buffer, opb.buffer, *ins]))
+        if raw is not None:
+            ins.append(raw)
+        self.steps.append(Gemm(name[:40], *dims, opa, opb, out, d.dtype, ins, epilogue,
+                               nodes, (root or d).loc, cols, raw))
         return self._named(k)
 
     def _named(self, k: int) -> list:

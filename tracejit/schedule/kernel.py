@@ -138,6 +138,9 @@ class Gemm:
     nodes: list[Node] = field(default_factory=list)
     loc: SourceLoc | None = None
     col_split: int = 0  # > 0: threads split the columns in blocks of this many, not the rows
+    raw: int | None = None  # a buffer that also receives the plain product (a graph result
+    # that the epilogue consumes too, e.g. a weight gradient kept as .grad and used by the
+    # update); listed last in `inputs` so it is passed like the epilogue's operands
 
     @property
     def outer_extent(self) -> int:
@@ -207,7 +210,7 @@ def step_outputs(st) -> list[int]:
         return list(st.outs)
     if isinstance(st, Extern):
         return list(st.outputs)
-    return [st.out]
+    return [st.out]  # (a Gemm's `raw` buffer travels with its inputs)
 
 
 @dataclass

@@ -83,9 +83,10 @@ def _gemm_text(g: Gemm) -> list[str]:
     locs = sorted({str(n.loc) for n in g.nodes if n.loc is not None})
     split = f" col_split={g.col_split}" if g.col_split else ""
     out = [f"  gemm {g.name} batch={g.batch} m={g.m} n={g.n} k={g.k}{split} {g.dtype.short}: "
-           f"b{g.out} <- "
+           f"b{g.out}" + (f", b{g.raw} (= acc)" if g.raw is not None else "") + " <- "
            f"A={_operand_text(g.a)}, B={_operand_text(g.b)}"
-           + "".join(f", b{b}" for b in g.inputs if b not in (g.a.buffer, g.b.buffer)),
+           + "".join(f", b{b}" for b in g.inputs
+                     if b not in (g.a.buffer, g.b.buffer, g.raw)),
            f"    fuses: {fused}" + (f"  ({', '.join(locs)})" if locs else "")]
     if g.epilogue is not None:
         lines: list[str] = []
