@@ -460,6 +460,7 @@ class CompiledFunction:
         self._hits += 1
         outs = entry.runner(vals)
         if entry.writes is not None:
+            del vals  # (the write-back may take over buffers that nothing else holds)
             outs = entry.writes.apply(outs, args)
         if entry.out_tree.kind == "leaf":
             return (Tensor._wrap(outs[0]),)
