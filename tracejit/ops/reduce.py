@@ -56,6 +56,14 @@ def _accum_dtype(x, dtype):
     return cast(x, D.int64) if not x.dtype.is_floating_point else x
 
 
+def _by_dim(name):
+    """PyTorch's names: ``SumBackward0`` for a full reduction, ``SumBackward1`` over dims."""
+    def pick(input, dim=None, *args, axis=None, **kwargs):
+        return f"{name}Backward{0 if dim is None and axis is None else 1}"
+    return pick
+
+
+@torch_name(_by_dim("Sum"))
 def sum(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
     """Sum over ``dim`` (int, tuple or None for all). Bool/int inputs sum in int64.
 
@@ -76,7 +84,7 @@ def _count(x, axes) -> int:
     return math.prod(x.shape[a] for a in axes)
 
 
-@torch_name("MeanBackward0")
+@torch_name(_by_dim("Mean"))
 def mean(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
     x, axes, kd = _args("mean", input, dim, axis, keepdim, keepdims)
     if dtype is not None:
