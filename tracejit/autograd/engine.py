@@ -207,6 +207,19 @@ def _per_output(gs, n: int) -> tuple:
     return tuple(gs)
 
 
+def _roots(tensors: tuple, gs: tuple, many: str, one: str):
+    """The edges the engine starts from, and their gradients (checked or made)."""
+    roots, grads = [], []
+    for k, (t, g) in enumerate(zip(tensors, gs, strict=True)):
+        e = grad_edge(t)
+        if e is None:
+            raise RuntimeError(f"element {k} of tensors does not require grad and does not "
+                               "have a grad_fn")
+        roots.append(e)
+        grads.append(_as_grad(t, g, f"{many}[{k}]" if len(tensors) > 1 else one))
+    return roots, grads
+
+
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
              inputs=None) -> None:
     """Accumulates the gradients of `tensors` into the ``.grad`` of the leaves they depend on
@@ -216,14 +229,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
     grad_tensors = _per_output(grad_tensors, len(tensors))
     if retain_graph is None:
         retain_graph = create_graph
-    roots, grads = [], []
-    for k, (t, g) in enumerate(zip(tensors, grad_tensors, strict=True)):
-        e = grad_edge(t)
-        if e is None:
-            raise RuntimeError(f"element {k} of tensors does not require grad and does not "
-                               "have a grad_fn")
-        roots.append(e)
-        grads.append(_as_grad(t, g, f"grad_tensors[{k}]" if len(tensors) > 1 else "gradient"))
+    roots, grads = _roots(tensors, grad_tensors, "grad_tensors", "gradient")
     if inputs is not None:
         inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
         res = grad(tensors, inputs, grads, retain_graph, create_graph, allow_unused=True)
@@ -257,14 +263,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         retain_graph = create_graph
     if allow_unused is None:
         allow_unused = materialize_grads
-    roots, grads = [], []
-    for k, (t, g) in enumerate(zip(outputs, grad_outputs, strict=True)):
-        e = grad_edge(t)
-        if e is None:
-            raise RuntimeError(f"element {k} of tensors does not require grad and does not "
-                               "have a grad_fn")
-        roots.append(e)
-        grads.append(_as_grad(t, g, f"grad_outputs[{k}]" if len(outputs) > 1 else "grad"))
+    roots, grads = _roots(outputs, grad_outputs, "grad_outputs", "grad")
     capture = {}
     for k, x in enumerate(inputs):
         if not isinstance(x, Tensor) or not x.requires_grad:
