@@ -210,8 +210,10 @@ class Lowered:
             from .runtime.cpu import CPUProgram
             prog = CPUProgram(optimize(self.graph))
             return prog.llvm_ir if stage == "llvm" else prog.asm
-        if stage == "cuda":
-            raise NotImplementedError("as_text('cuda'): the CUDA backend is not implemented yet")
+        if stage == "cuda":  # CUDA C of the fused kernels (issue 8: loop kernels so far)
+            from .codegen.cuda import schedule_to_cuda
+            from .schedule.fusion import schedule
+            return schedule_to_cuda(schedule(optimize(self.graph)))
         raise ValueError(f"as_text: unknown stage {stage!r}; expected one of {self.STAGES}")
 
 

@@ -1,0 +1,112 @@
+// tj_cuda.h: helpers for the CUDA C that tracejit/codegen/cuda.py generates (issue 8).
+//
+// Conventions of the generated code:
+// * indices and extents are 64-bit (`long long`);
+// * bool is a `bool` in registers and an `unsigned char` (0/1) in memory, like the CPU backend;
+// * float16 is stored as `__half` and computed in float32;
+// * every helper reproduces the numpy reference of the primitive (tracejit/primitives), the same
+//   semantics codegen/lower.py gives the CPU backend: NaN-propagating maximum/minimum, Python's
+//   floor division and remainder, saturating float -> integer conversion (NaN -> 0).
+#pragma once
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#define TJ_DEV static __device__ __forceinline__
+
+// -- special constants ------------------------------------------------------------------------
+#define TJ_INF_F __int_as_float(0x7f800000)
+#define TJ_NAN_F __int_as_float(0x7fc00000)
+#define TJ_INF_D __longlong_as_double(0x7ff0000000000000LL)
+#define TJ_NAN_D __longlong_as_double(0x7ff8000000000000LL)
+
+// -- float16 storage ---------------------------------------------------------------------------
+TJ_DEV float tj_h2f(__half h) { return __half2float(h); }
+TJ_DEV __half tj_f2h(float f) { return __float2half_rn(f); }
+// a float32 rounded to half precision, kept in a float32 register
+TJ_DEV float tj_round_half(float f) { return __half2float(__float2half_rn(f)); }
+
+// -- maximum / minimum: NaN if either operand is NaN (np.maximum, np.max) ---------------------
+TJ_DEV float tj_max(float a, float b) { return (a > b || a != a) ? a : b; }
+TJ_DEV float tj_min(float a, float b) { return (a < b || a != a) ? a : b; }
+TJ_DEV double tj_max(double a, double b) { return (a > b || a != a) ? a : b; }
+TJ_DEV double tj_min(double a, double b) { return (a < b || a != a) ? a : b; }
+template <typename T> TJ_DEV T tj_imax(T a, T b) { return a > b ? a : b; }
+template <typename T> TJ_DEV T tj_imin(T a, T b) { return a < b ? a : b; }
+
+// -- sign (NaN -> 0, as the CPU lowering) ------------------------------------------------------
+template <typename T> TJ_DEV T tj_sign(T x) { return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0)); }
+
+// -- float -> integer: saturating, NaN -> 0 (llvm.fptosi.sat / fptoui.sat) --------------------
+template <typename T, typename F> TJ_DEV T tj_f2i(F x, T lo, T hi) {
+  if (x != x) return T(0);
+  if (x <= (F)lo) return lo;
+  if (x >= (F)hi) return hi;
+  return (T)x;
+}
+
+// -- floor division and remainder with Python/numpy semantics ---------------------------------
+// signed integers: rounds toward -inf; x // 0 == x % 0 == 0 (numpy, with a warning);
+// MIN // -1 wraps to MIN, MIN % -1 == 0.
+// (U is the unsigned type of T's width, so the negation wraps instead of overflowing)
+template <typename T, typename U> TJ_DEV T tj_floordiv_s(T a, T b) {
+  if (b == T(0)) return T(0);
+  if (b == T(-1)) return (T)(U(0) - (U)a);
+  T q = a / b;
+  if ((a % b != T(0)) && ((a < T(0)) != (b < T(0)))) q = q - T(1);
+  return q;
+}
+template <typename T> TJ_DEV T tj_rem_s(T a, T b) {
+  if (b == T(0) || b == T(-1)) return T(0);
+  T r = a % b;
+  if (r != T(0) && ((r < T(0)) != (b < T(0)))) r = r + b;
+  return r;
+}
+template <typename T> TJ_DEV T tj_floordiv_u(T a, T b) { return b == T(0) ? T(0) : (T)(a / b); }
+template <typename T> TJ_DEV T tj_rem_u(T a, T b) { return b == T(0) ? T(0) : (T)(a % b); }
+
+// floats: numpy's npy_divmod
+TJ_DEV float tj_rem(float a, float b) {
+  float mod = fmodf(a, b);
+  if (b == 0.0f) return mod;
+  if (mod != 0.0f) { if ((b < 0.0f) != (mod < 0.0f)) mod += b; }
+  else mod = copysignf(0.0f, b);
+  return mod;
+}
+TJ_DEV double tj_rem(double a, double b) {
+  double mod = fmod(a, b);
+  if (b == 0.0) return mod;
+  if (mod != 0.0) { if ((b < 0.0) != (mod < 0.0)) mod += b; }
+  else mod = copysign(0.0, b);
+  return mod;
+}
+TJ_DEV float tj_floordiv(float a, float b) {
+  if (b == 0.0f) return a / b;
+  float mod = fmodf(a, b);
+  float div = (a - mod) / b;
+  if (mod != 0.0f && ((b < 0.0f) != (mod < 0.0f))) div -= 1.0f;
+  float fd;
+  if (div != 0.0f) { fd = floorf(div); if (div - fd > 0.5f) fd += 1.0f; }
+  else fd = copysignf(0.0f, a / b);
+  return fd;
+}
+TJ_DEV double tj_floordiv(double a, double b) {
+  if (b == 0.0) return a / b;
+  double mod = fmod(a, b);
+  double div = (a - mod) / b;
+  if (mod != 0.0 && ((b < 0.0) != (mod < 0.0))) div -= 1.0;
+  double fd;
+  if (div != 0.0) { fd = floor(div); if (div - fd > 0.5) fd += 1.0; }
+  else fd = copysign(0.0, a / b);
+  return fd;
+}
+
+// -- transcendental helpers -------------------------------------------------------------------
+// rsqrt as 1/sqrt (correctly rounded steps, like the CPU backend; CUDA's rsqrtf is approximate)
+TJ_DEV float tj_rsqrt(float x) { return 1.0f / sqrtf(x); }
+TJ_DEV double tj_rsqrt(double x) { return 1.0 / sqrt(x); }
+TJ_DEV float tj_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+TJ_DEV double tj_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+// -- launch geometry ----------------------------------------------------------------------------
+TJ_DEV long long tj_thread_index() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
+TJ_DEV long long tj_thread_stride() { return (long long)blockDim.x * gridDim.x; }

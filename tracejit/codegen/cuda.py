@@ -1,0 +1,422 @@
+"""CUDA C code generation: Kernel IR -> one CUDA C translation unit (text).
+
+Input: a `Schedule` (`schedule/kernel.py`). Output: CUDA C source with one
+``extern "C" __global__ void <name>(T* __restrict__ b<out>, const T* __restrict__ b<in>, ...)``
+per `Kernel` step, named as the step (so a runtime finds each entry by the schedule's names). The
+source includes ``tj_cuda.h`` from ``kernels/cuda/`` (compile with ``-I kernels/cuda``;
+`HEADER_DIR` is that folder), which holds the helpers: NaN-propagating maximum/minimum,
+saturating float -> integer conversion, Python's floor division and remainder, float16 storage.
+
+Rendering (first increment of issue 8):
+
+* elementwise kernels: a grid-stride loop over the flattened (row-major, contiguous) output
+  index; the domain indices come from it by div/mod with the extents, and each `Access`'s
+  element is ``offset + sum(strides[a] * i[a])``;
+* reductions: one thread per output element (grid-stride over the kept axes), looping over the
+  reduced axes with a register accumulator;
+* scalar operations: every primitive `codegen/lower.py` lowers, with the same semantics (ordered
+  comparisons except ``!=``, NaN-propagating maximum/minimum, ``round`` half to even with
+  ``rint``, ``rsqrt`` as ``1/sqrt`` since CUDA's ``rsqrtf`` is approximate, wrapping integer
+  arithmetic done in unsigned types so it is never undefined behaviour); float32 calls the
+  ``f``-suffixed math functions, float64 the plain ones;
+* types: indices are ``long long``; bool is ``bool`` in registers and ``unsigned char`` (0/1) in
+  memory, like the CPU backend; float16 is ``__half`` in memory and float32 in registers.
+
+TODO (issue 8, later increments) — not rendered yet:
+
+* `Gemm`, `RowKernel` and `Extern` steps (each becomes a ``/* ... not rendered yet */`` comment):
+  tiled shared-memory matmul with fused epilogue, softmax-style row kernels, scans, gathers and
+  scatters (atomics), the counter-based RNG;
+* fast reductions: warp shuffles and shared memory (row-, column-wise and full); a full reduction
+  is now one thread;
+* vectorized (aligned ``float4``) loads, launch configuration, the pycuda runtime, and the host
+  emulation shim that runs this code as C++.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+
+import numpy as np
+
+from .. import dtypes as D
+from ..schedule.kernel import Access, Expr, Extern, Gemm, Kernel, RowKernel, Schedule
+
+__all__ = ["schedule_to_cuda", "kernel_to_cuda", "HEADER_DIR", "ctype", "storage_ctype"]
+
+HEADER_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "kernels",
+                                           "cuda"))
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+_INT_C = {"uint8": "uint8_t", "int8": "int8_t", "int16": "int16_t", "int32": "int32_t",
+          "int64": "int64_t"}
+
+
+def storage_ctype(dt: D.DType) -> str:
+    """The C type of a buffer element."""
+    if dt.is_bool:
+        return "unsigned char"
+    if dt.is_floating_point:
+        return {2: "__half", 4: "float", 8: "double"}[dt.itemsize]
+    return _INT_C[dt.name]
+
+
+def ctype(dt: D.DType) -> str:
+    """The C type of a register value (bool is ``bool``, float16 is computed in float)."""
+    if dt.is_bool:
+        return "bool"
+    if dt == D.float16:
+        return "float"
+    return storage_ctype(dt)
+
+
+def _unsigned(dt: D.DType) -> str:
+    """The unsigned type wrapping arithmetic of `dt` is done in (at least 32 bits wide)."""
+    return "uint64_t" if dt.itemsize == 8 else "uint32_t"
+
+
+def _is_f32(dt: D.DType) -> bool:
+    return dt.is_floating_point and dt.itemsize <= 4
+
+
+def _float_const(v: float, dt: D.DType) -> str:
+    f32 = _is_f32(dt)
+    if math.isnan(v):
+        return "TJ_NAN_F" if f32 else "TJ_NAN_D"
+    if math.isinf(v):
+        inf = "TJ_INF_F" if f32 else "TJ_INF_D"
+        return inf if v > 0 else f"(-{inf})"
+    if f32:
+        v = float(np.float32(v))
+        return f"{v.hex()}f" if v >= 0 else f"(-{(-v).hex()}f)"
+    return v.hex() if v >= 0 else f"(-{(-v).hex()})"
+
+
+def _int_literal(iv: int, dt: D.DType) -> str:
+    t = ctype(dt)
+    if dt.kind == "u":
+        return f"(({t}){iv}u)"
+    if iv == int(np.iinfo(dt.np).min):  # -MIN is not a literal of the type
+        return f"(({t})({iv + 1}LL - 1LL))"
+    return f"(({t}){iv}LL)" if dt.itemsize == 8 else f"(({t}){iv})"
+
+
+def constant(value, dt: D.DType) -> str:
+    if dt.is_bool:
+        return "true" if bool(value) else "false"
+    if dt.is_floating_point:
+        return _float_const(float(value), dt)
+    info = np.iinfo(dt.np)
+    iv = int(value)
+    if not info.min <= iv <= info.max:
+        iv = int(np.array(iv).astype(dt.np))
+    return _int_literal(iv, dt)
+
+
+def identity(op: str, dt: D.DType) -> str:
+    if dt.is_bool:
+        return "false" if op in ("sum", "max") else "true"
+    if dt.is_floating_point:
+        return constant({"sum": 0.0, "prod": 1.0, "max": -math.inf, "min": math.inf}[op], dt)
+    info = np.iinfo(dt.np)
+    return constant({"sum": 0, "prod": 1, "max": int(info.min), "min": int(info.max)}[op], dt)
+
+
+def combine(op: str, dt: D.DType, acc: str, v: str) -> str:
+    """The reduction step ``acc <op>= v``, as an expression."""
+    if op in ("max", "min"):
+        if dt.is_bool:
+            return f"({acc} || {v})" if op == "max" else f"({acc} && {v})"
+        if dt.is_floating_point:
+            return f"tj_{op}({acc}, {v})"
+        return f"tj_i{op}<{ctype(dt)}>({acc}, {v})"
+    if dt.is_bool:
+        return f"({acc} || {v})" if op == "sum" else f"({acc} && {v})"
+    sym = "+" if op == "sum" else "*"
+    if dt.is_floating_point:
+        return f"({acc} {sym} {v})"
+    return _wrap(dt, acc, sym, v)
+
+
+def _wrap(dt: D.DType, a: str, sym: str, b: str) -> str:
+    """Integer arithmetic that wraps like numpy (done in unsigned: no undefined behaviour)."""
+    u = _unsigned(dt)
+    return f"(({ctype(dt)})(({u}){a} {sym} ({u}){b}))"
+
+
+# -- scalar operations ------------------------------------------------------------------------
+_MATH = {"exp", "exp2", "log", "log2", "log10", "sqrt", "sin", "cos", "tan", "asin", "acos",
+         "atan", "sinh", "cosh", "tanh", "expm1", "log1p", "erf", "atan2", "pow",
+         "floor", "ceil", "trunc"}
+_CMP = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+def _fn(name: str, dt: D.DType) -> str:
+    return name + ("f" if _is_f32(dt) else "")
+
+
+def convert(v: str, src: D.DType, dst: D.DType) -> str:
+    if src == dst:
+        return v
+    t = ctype(dst)
+    if dst.is_bool:
+        return f"({v} != 0)"  # unordered for floats: NaN -> true, like the CPU backend
+    if src.is_bool:
+        return f"(({t})({v} ? 1 : 0))"
+    if src.is_floating_point and dst.is_floating_point:
+        if dst == D.float16:  # rounded to half precision, kept in a float register
+            return f"tj_round_half((float){v})"
+        return f"(({t}){v})"
+    if src.is_floating_point:
+        info = np.iinfo(dst.np)
+        return (f"tj_f2i<{t}>({v}, {constant(int(info.min), dst)}, "
+                f"{constant(int(info.max), dst)})")
+    return f"(({t}){v})"
+
+
+def render_op(e: Expr, args: list[str]) -> str:
+    """One primitive applied to rendered operands, as a C expression of type ``ctype(e.dtype)``."""
+    op, dt = e.kind, e.dtype
+    src = e.args[0].dtype if e.args else dt
+    fl = src.is_floating_point
+    t = ctype(dt)
+    if op == "stop_gradient":
+        return args[0]
+    if op == "convert":
+        return convert(args[0], src, dt)
+    if op == "select":
+        return f"({args[0]} ? {args[1]} : {args[2]})"
+    if op in ("add", "sub", "mul"):
+        if src.is_bool:
+            return f"({args[0]} || {args[1]})" if op == "add" else f"({args[0]} && {args[1]})"
+        sym = {"add": "+", "sub": "-", "mul": "*"}[op]
+        return f"({args[0]} {sym} {args[1]})" if fl else _wrap(dt, args[0], sym, args[1])
+    if op == "div":
+        if fl:
+            return f"({args[0]} / {args[1]})"
+        raise NotImplementedError("integer 'div' has no lowering")
+    if op == "floordiv":
+        if fl:
+            return f"tj_floordiv({args[0]}, {args[1]})"
+        if dt.kind == "u":
+            return f"tj_floordiv_u<{t}>({args[0]}, {args[1]})"
+        return f"tj_floordiv_s<{t}, {_unsigned(dt)}>({args[0]}, {args[1]})"
+    if op == "rem":
+        if fl:
+            return f"tj_rem({args[0]}, {args[1]})"
+        return f"tj_rem_{'u' if dt.kind == 'u' else 's'}<{t}>({args[0]}, {args[1]})"
+    if op == "neg":
+        return f"(-{args[0]})" if fl else _wrap(dt, "0", "-", args[0])
+    if op == "abs":
+        if fl:
+            return f"{_fn('fabs', src)}({args[0]})"
+        if src.kind == "u":
+            return args[0]
+        return f"({args[0]} < 0 ? {_wrap(dt, '0', '-', args[0])} : {args[0]})"
+    if op == "sign":
+        return f"tj_sign<{t}>({args[0]})"
+    if op in ("maximum", "minimum"):
+        which = "max" if op == "maximum" else "min"
+        return combine(which, src, args[0], args[1])
+    if op in _CMP:
+        return f"({args[0]} {_CMP[op]} {args[1]})"  # C: ordered, except != (unordered)
+    if op == "logical_and":
+        return f"({args[0]} && {args[1]})"
+    if op == "logical_or":
+        return f"({args[0]} || {args[1]})"
+    if op == "logical_xor":
+        return f"({args[0]} != {args[1]})"
+    if op == "logical_not":
+        return f"(!{args[0]})"
+    if op == "isnan":
+        return f"(bool)isnan({args[0]})" if fl else "false"
+    if op == "isinf":
+        return f"(bool)isinf({args[0]})" if fl else "false"
+    if op in ("floor", "ceil", "trunc", "round") and not fl:
+        return args[0]
+    if op == "round":  # numpy rounds half to even
+        return f"{_fn('rint', src)}({args[0]})"
+    if op == "rsqrt":
+        return f"tj_rsqrt({args[0]})"
+    if op == "sigmoid":
+        return f"tj_sigmoid({args[0]})"
+    if op in _MATH and fl:
+        return f"{_fn(op, src)}({', '.join(args)})"
+    raise NotImplementedError(f"no CUDA rendering for primitive {op!r} ({src.name})")
+
+
+RENDERED = {"stop_gradient", "convert", "select", "add", "sub", "mul", "div", "floordiv", "rem",
+            "neg", "abs", "sign", "maximum", "minimum", "logical_and", "logical_or",
+            "logical_xor", "logical_not", "isnan", "isinf", "round", "rsqrt",
+            "sigmoid"} | set(_CMP) | _MATH
+
+
+# -- kernels ----------------------------------------------------------------------------------
+def _row_major(dims) -> list[int]:
+    return [int(np.prod(dims[i + 1:], dtype=np.int64)) for i in range(len(dims))]
+
+
+def _lin(terms: list[tuple[str, int]], offset: int = 0) -> str:
+    parts = [f"{offset}LL"] if offset else []
+    for i, s in terms:
+        if s == 0:
+            continue
+        parts.append(i if s == 1 else f"{i} * {s}LL")
+    return " + ".join(parts) if parts else "0LL"
+
+
+class _KernelWriter:
+    def __init__(self, sched: Schedule, k: Kernel):
+        self.sched, self.k = sched, k
+        self.lines: list[str] = []
+        self.names: dict[int, str] = {}
+        self.n = 0
+
+    def dtype_of(self, buf: int) -> D.DType:
+        return self.sched.buffers[buf].dtype
+
+    def signature(self) -> str:
+        k = self.k
+        params = [f"{storage_ctype(self.dtype_of(k.out))}* __restrict__ b{k.out}"]
+        for b in k.inputs:
+            if b != k.out:
+                params.append(f"const {storage_ctype(self.dtype_of(b))}* __restrict__ b{b}")
+        return f'extern "C" __global__ void {k.name}({", ".join(params)})'
+
+    def emit(self, line: str, depth: int):
+        self.lines.append("    " * depth + line)
+
+    # expressions: one `const` statement per distinct node (the Expr is a DAG)
+    def expr(self, e: Expr, idx: dict[int, str], depth: int) -> str:
+        name = self.names.get(id(e))
+        if name is not None:
+            return name
+        if e.kind == "load":
+            a: Access = e.attrs
+            pos = _lin([(idx.get(ax, "0LL"), s) for ax, s in enumerate(a.strides)], a.offset)
+            v = f"b{a.buffer}[{pos}]"
+            if e.dtype == D.float16:
+                v = f"tj_h2f({v})"
+            elif e.dtype.is_bool:
+                v = f"({v} != 0)"
+        elif e.kind == "const":
+            v = constant(e.attrs, e.dtype)
+        elif e.kind == "index":
+            axis, scale, off = e.attrs
+            v = convert(f"({_lin([(idx.get(axis, '0LL'), scale)], off)})", D.int64, e.dtype)
+        elif e.kind in ("acc", "stage"):
+            raise NotImplementedError(f"Expr kind {e.kind!r} outside its step")
+        else:
+            v = render_op(e, [self.expr(a, idx, depth) for a in e.args])
+        name = f"v{self.n}"
+        self.n += 1
+        self.emit(f"const {ctype(e.dtype)} {name} = {v};", depth)
+        self.names[id(e)] = name
+        return name
+
+    def store(self, pos: str, v: str, depth: int):
+        dt = self.dtype_of(self.k.out)
+        if dt == D.float16:
+            v = f"tj_f2h({v})"
+        elif dt.is_bool:
+            v = f"(unsigned char)({v})"
+        self.emit(f"b{self.k.out}[{pos}] = {v};", depth)
+
+    def unflatten(self, t: str, axes: list[int], dims: list[int], depth: int) -> dict[int, str]:
+        """The index of each axis from a row-major flat index `t` (extent-1 axes are 0)."""
+        idx = {}
+        strides = _row_major(dims)
+        for ax, d, s in zip(axes, dims, strides):
+            if d == 1:
+                continue
+            q = t if s == 1 else f"({t} / {s}LL)"
+            first = all(dd == 1 for dd in dims[:axes.index(ax)])
+            expr = q if first else f"{q} % {d}LL"
+            self.emit(f"const long long i{ax} = {expr};", depth)
+            idx[ax] = f"i{ax}"
+        return idx
+
+    def render(self) -> str:
+        k = self.k
+        self.emit(self.signature(), 0)
+        self.emit("{", 0)
+        if k.reduce_op is None:
+            self.elementwise()
+        else:
+            self.reduction()
+        self.emit("}", 0)
+        return "\n".join(self.lines)
+
+    def elementwise(self):
+        k = self.k
+        dims = list(k.domain)
+        n = int(np.prod(dims, dtype=np.int64))
+        self.emit(f"for (long long t = tj_thread_index(); t < {n}LL; t += tj_thread_stride()) {{",
+                  1)
+        idx = self.unflatten("t", list(range(len(dims))), dims, 2)
+        v = self.expr(k.body, idx, 2)
+        self.store("t", v, 2)
+        self.emit("}", 1)
+
+    def reduction(self):
+        k = self.k
+        dt = k.body.dtype
+        red = [a for a in k.reduce_axes]
+        kept = [a for a in range(len(k.domain)) if a not in red]
+        kdims = [k.domain[a] for a in kept]
+        n_out = int(np.prod(kdims, dtype=np.int64))
+        self.emit("// one thread per output element (TODO: warp-shuffle/shared-memory reduction)",
+                  1)
+        self.emit(f"for (long long t = tj_thread_index(); t < {n_out}LL; "
+                  "t += tj_thread_stride()) {", 1)
+        idx = self.unflatten("t", kept, kdims, 2)
+        self.emit(f"{ctype(dt)} acc = {identity(k.reduce_op, dt)};", 2)
+        depth = 2
+        for a in red:
+            self.emit(f"for (long long i{a} = 0; i{a} < {k.domain[a]}LL; ++i{a}) {{", depth)
+            idx[a] = f"i{a}"
+            depth += 1
+        self.names = {}
+        v = self.expr(k.body, idx, depth)
+        self.emit(f"acc = {combine(k.reduce_op, dt, 'acc', v)};", depth)
+        for _ in red:
+            depth -= 1
+            self.emit("}", depth)
+        self.store("t", "acc", 2)
+        self.emit("}", 1)
+
+
+def kernel_to_cuda(sched: Schedule, k: Kernel) -> str:
+    """One `Kernel` step as a ``__global__`` function named ``k.name``."""
+    if not _IDENT.match(k.name):
+        raise ValueError(f"kernel name {k.name!r} is not a C identifier")
+    return _KernelWriter(sched, k).render()
+
+
+def _step_label(i: int, st) -> tuple[str, str]:
+    if isinstance(st, Extern):
+        return f"#{i}", f"Extern {st.node.op}"
+    kind = "Gemm" if isinstance(st, Gemm) else "RowKernel" if isinstance(st, RowKernel) else \
+        type(st).__name__
+    return getattr(st, "name", f"step {i}"), kind
+
+
+def schedule_to_cuda(sched: Schedule) -> str:
+    """The CUDA C translation unit of a schedule: one ``extern "C" __global__`` function per
+    `Kernel` step; the other steps are comments for now (issue 8)."""
+    out = ["// generated by tracejit.codegen.cuda (issue 8: first increment)",
+           '#include "tj_cuda.h"', ""]
+    for i, st in enumerate(sched.steps):
+        if isinstance(st, Kernel):
+            try:
+                out.append(kernel_to_cuda(sched, st))
+            except NotImplementedError as err:
+                out.append(f"/* step {st.name}: Kernel — not rendered yet (issue 8): {err} */")
+        else:
+            name, kind = _step_label(i, st)
+            out.append(f"/* step {name}: {kind} — not rendered yet (issue 8) */")
+        out.append("")
+    return "\n".join(out)
