@@ -8,7 +8,7 @@
 0.0
 """
 
-from . import autograd, debug, nn, optim, random, testing, tree
+from . import autograd, cuda, debug, nn, optim, random, testing, tree
 from . import ops as _ops  # noqa: F401  (binds Tensor methods)
 from .autodiff.api import grad, value_and_grad
 from .autodiff.functional import hessian, hvp, jacobian, jvp, vhp, vjp
