@@ -133,7 +133,7 @@ def set_rng_state(state) -> None:
 
 def _finish(t: Tensor, requires_grad: bool, device) -> Tensor:
     if device is not None:
-        _check_device(device)
+        t = t.to(device)
     if requires_grad:
         t.requires_grad_(True)
     return t

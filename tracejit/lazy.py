@@ -20,6 +20,12 @@ copied when captured (a write through numpy cannot reach pending work).
 
 ``tj.config.lazy = False`` (or ``TRACEJIT_LAZY=0``) evaluates each op at once on numpy; so do
 ``debug``/``debug_nans`` mode, control flow, effects and constants.
+
+Ops on CUDA tensors always take this path, in a segment of their device (`device_of` picks it;
+a 0-d CPU tensor may join them, as in PyTorch; other mixtures raise): their structures are
+compiled for the device at once (never interpreted) and the results stay there. With
+``tj.config.lazy`` off each such op is realized at once, as its own small program; ops the
+lazy path does not take (control flow, effects) run on host copies (`run_on_host`).
 """
 
 from __future__ import annotations
@@ -32,9 +38,11 @@ from collections import OrderedDict
 import numpy as np
 
 from . import dtypes as D
+from .errors import user_error
 from .ir.graph import Graph, Node, TensorType, freeze_params
 
-__all__ = ["record", "alias", "realize_pending", "eligible", "stats", "clear_cache"]
+__all__ = ["record", "alias", "realize_pending", "eligible", "stats", "clear_cache",
+           "device_of", "run_on_host", "on_device", "default_device"]
 
 COMPILE_AFTER = 2  # realizations of a structure before it is compiled ...
 SMALL_WORK = 1 << 14  # ... when it computes at least this many elements in all (sum over ops)
@@ -49,9 +57,11 @@ _cache_lock = threading.Lock()
 _stats = {"realizations": 0, "interpreted": 0, "compiled_runs": 0, "compiles": 0}
 
 
-def eligible(name: str, op) -> bool:
-    """Whether eager `name` is recorded lazily now."""
+def eligible(name: str, op, device: bool = False) -> bool:
+    """Whether eager `name` is recorded lazily now (on a CUDA `device`: whenever it can)."""
     from .config import config
+    if device:
+        return name not in _EAGER_ONLY and not op.has("effect")
     return (config.lazy and name not in _EAGER_ONLY and not op.has("effect")
             and not config.debug and not config.debug_nans)
 
@@ -77,8 +87,83 @@ class _Shaped:
         self.shape = shape
 
 
+_default_device: list = [None]  # tj.set_default_device (process-wide)
+
+
+def default_device():
+    """Where ops without tensor operands (constants, iota) create their results: this thread's
+    `on_device` context, else `tj.set_default_device`'s; None is the CPU."""
+    d = getattr(_tls, "device", False)
+    return _default_device[0] if d is False else d
+
+
+class on_device:
+    """``with on_device(dev):`` ops without tensor operands create their results on `dev` (a
+    CUDA `tj.device`, or None for the CPU) in this thread."""
+
+    def __init__(self, dev):
+        self.dev = dev
+
+    def __enter__(self):
+        self.prev = getattr(_tls, "device", False)
+        _tls.device = self.dev
+        return self
+
+    def __exit__(self, *exc):
+        _tls.device = self.prev
+
+
+def device_of(name: str, operands: tuple):
+    """The CUDA device the op runs on (None: the CPU). All operands must be on one device,
+    except 0-d CPU tensors (Python numbers), which join a CUDA op; an op without operands
+    runs on the `default_device`."""
+    if not operands:
+        return default_device()
+    dev = None
+    for x in operands:
+        d = _device(x)
+        if d is not None and dev is None:
+            dev = d
+        elif d is not None and d != dev:
+            raise user_error(RuntimeError, f"{name}: expected all tensors to be on the same "
+                             f"device, but found at least two devices, {dev} and {d}!")
+    if dev is not None:
+        for x in operands:
+            if _device(x) is None and x.ndim:
+                raise user_error(RuntimeError, f"{name}: expected all tensors to be on the same "
+                                 f"device, but found at least two devices, {dev} and cpu! (a "
+                                 f"{tuple(x.shape)} CPU tensor; move it with "
+                                 f".to({str(dev)!r}))")
+    return dev
+
+
+def _device(x):
+    if x._lazy is not None:
+        return x._lazy_seg.device
+    v = x._val
+    if v is not None and type(v) is not np.ndarray and getattr(v, "_tj_device", False):
+        from .tensor import device
+        return device("cuda", v.driver.index)
+    return None
+
+
+def run_on_host(name: str, op, operands: tuple, params: dict, t, dev):
+    """An op the device cannot run lazily (control flow, effects): computed on host copies of
+    its operands, its results copied to device `dev`."""
+    from .devices import to_device_array
+    from .tensor import Tensor
+    from .trace import _coerce
+    out = op.ref(*[x.numpy() for x in operands], **params)
+    if isinstance(t, tuple):
+        return tuple(Tensor._wrap(to_device_array(_coerce(o, tt), dev), weak=False)
+                     for o, tt in zip(out, t))
+    return Tensor._wrap(to_device_array(_coerce(out, t), dev))
+
+
 class _Segment:
-    """The pending graph of one thread."""
+    """The pending graph of one thread (on one device: `device` None is the CPU)."""
+
+    device = None
 
     def __init__(self):
         self.inputs: list[Node] = []
@@ -100,7 +185,10 @@ class _Segment:
         if node is not None:
             return node
         v = x._value  # a lazy Tensor of another thread's segment is realized here
-        if x._exposed or not v.flags.writeable:
+        if type(v) is not np.ndarray:
+            if self.device is None:
+                v = v.get()
+        elif x._exposed or not v.flags.writeable:
             v = np.array(v, copy=True)  # numpy may write to it before this segment runs
         t = x._type()
         node = Node("input", (), {"index": len(self.inputs), "kind": "arg"}, t,
@@ -126,11 +214,26 @@ class _Segment:
         return node
 
 
-def _segment() -> _Segment:
+def _segment(device=None) -> _Segment:
+    if device is not None:
+        segs = _device_segments()
+        seg = segs.get(device)
+        if seg is None or seg.done:
+            seg = segs[device] = _Segment()
+            seg.device = device
+            seg.key.append(("device", str(device)))
+        return seg
     seg = getattr(_tls, "seg", None)
     if seg is None or seg.done:
         seg = _tls.seg = _Segment()
     return seg
+
+
+def _device_segments() -> dict:
+    segs = getattr(_tls, "dev_segs", None)
+    if segs is None:
+        segs = _tls.dev_segs = {}
+    return segs
 
 
 def alias(x):
@@ -147,9 +250,10 @@ def _lazy_tensor(node: Node, seg: _Segment):
     return t
 
 
-def record(name: str, operands: tuple, params: dict, t, loc):
-    """Applies primitive `name` lazily; returns lazy Tensor(s) of type(s) `t`."""
-    seg = _segment()
+def record(name: str, operands: tuple, params: dict, t, loc, device=None):
+    """Applies primitive `name` lazily (on `device`: None is the CPU); returns lazy Tensor(s)
+    of type(s) `t`."""
+    seg = _segment(device)
     ins = []
     for x in operands:
         if x._lazy is not None and x._lazy_seg is seg:
@@ -165,6 +269,10 @@ def record(name: str, operands: tuple, params: dict, t, loc):
         res = _lazy_tensor(_strong(seg, node, t, loc), seg)
     if len(seg.index) - len(seg.inputs) > MAX_PENDING:
         realize_pending(seg)
+    elif device is not None:
+        from .config import config
+        if not config.lazy:
+            realize_pending(seg)
     return res
 
 
@@ -185,17 +293,21 @@ class _Entry:
 
 
 def realize_pending(seg: _Segment | None = None) -> None:
-    """Computes every live lazy Tensor of `seg` (default: this thread's segment)."""
+    """Computes every live lazy Tensor of `seg` (default: this thread's segments, on every
+    device)."""
     if seg is None:
-        seg = getattr(_tls, "seg", None)
-        if seg is None:
-            return
+        for s in [getattr(_tls, "seg", None), *_device_segments().values()]:
+            if s is not None:
+                realize_pending(s)
+        return
     with seg.lock:
         if seg.done:
             return
         seg.done = True
         if getattr(_tls, "seg", None) is seg:
             _tls.seg = None
+        if seg.device is not None and _device_segments().get(seg.device) is seg:
+            del _device_segments()[seg.device]
         _run(seg)
 
 
@@ -224,11 +336,11 @@ def _run(seg: _Segment) -> None:
         entry.seen += 1
         runner = entry.runner
     graph = None
-    if runner is None and (entry.seen >= HOT or entry.seen >= COMPILE_AFTER and
-                           seg.work >= SMALL_WORK):
+    if runner is None and (seg.device is not None or entry.seen >= HOT or
+                           entry.seen >= COMPILE_AFTER and seg.work >= SMALL_WORK):
         from .jit import _backend_runner
         graph = Graph(seg.inputs, outs, "eager")
-        runner = entry.runner = _backend_runner(graph, "cpu")
+        runner = entry.runner = _backend_runner(graph, str(seg.device or "cpu"))
         _stats["compiles"] += 1
     _stats["realizations"] += 1
     if runner is None:

@@ -112,6 +112,8 @@ def tensor_repr(t) -> str:
         n = t._node
         return f"Tracer({n.type if n.type is not None else n.types}, op={n.op})"
     a = t._value
+    if type(a) is not np.ndarray and getattr(a, "_tj_device", False):
+        a = a.get()  # a CUDA tensor: printed from a host copy
     prefix = "tensor("
     suffix = []
     if str(t.device) != "cpu":

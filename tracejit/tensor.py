@@ -282,7 +282,16 @@ class Tensor:
 
     @property
     def device(self) -> device:
+        if self._lazy is not None:
+            return self._lazy_seg.device or _CPU
+        v = self._val
+        if v is not None and type(v) is not np.ndarray and getattr(v, "_tj_device", False):
+            return device("cuda", v.driver.index)
         return _CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
 
     @property
     def layout(self):
@@ -321,7 +330,10 @@ class Tensor:
                 return self._value
             from .trace import concretization_error
             raise concretization_error(what, self._type())
-        return self._value
+        v = self._value
+        if type(v) is not np.ndarray and getattr(v, "_tj_device", False):
+            return v.get()  # a CUDA tensor: copied to the host
+        return v
 
     def _rebind(self, new: Tensor) -> None:
         """Makes this tracer stand for `new` (in-place ops inside a trace)."""
@@ -394,16 +406,19 @@ class Tensor:
                 dtype = a.dtype
             else:
                 device = a
-        if device is not None:
-            _check_device(device)
         out = self.astype(dtype) if dtype is not None else self
+        if device is not None:
+            d = _check_device(device)
+            if d != out.device:
+                from .devices import move
+                return move(out, d)
         return out.clone() if copy and out is self else out
 
     def cpu(self):
-        return self
+        return self.to("cpu")
 
     def cuda(self, device=None):
-        _check_device("cuda" if device is None else device)
+        return self.to("cuda" if device is None else device)
 
     def astype(self, dtype) -> Tensor:
         from .ops.common import cast
@@ -433,16 +448,17 @@ class Tensor:
     def clone(self) -> Tensor:
         if self._node is not None:  # a new tracer object, so in-place writes to it stay its own
             return Tensor._tracer(self._node, self._builder, self._value)
-        return Tensor._wrap(np.array(self._value, copy=True))
+        v = self._value
+        return Tensor._wrap(v.copy() if type(v) is not np.ndarray else np.array(v, copy=True))
 
     def contiguous(self) -> Tensor:
-        if self._node is not None or self._lazy is not None or self._value.flags.c_contiguous:
+        if self.is_contiguous():
             return self
         return Tensor._wrap(np.ascontiguousarray(self._value))
 
     def is_contiguous(self) -> bool:
         return self._node is not None or self._lazy is not None or \
-            bool(self._value.flags.c_contiguous)
+            type(self._val) is not np.ndarray or bool(self._val.flags.c_contiguous)
 
     def detach(self) -> Tensor:
         """The same data, cut off from differentiation (``tj.stop_gradient``); it shares the
@@ -498,18 +514,29 @@ class Tensor:
         drop = ("_lazy", "_lazy_seg", "_accum", "_accum_strong", "_vc")
         state = {k: v for k, v in self.__dict__.items() if k not in drop}
         state["_val"] = self._value  # (realizes a lazy Tensor)
+        if self.is_cuda:  # pickled as host data, restored onto its device
+            state["_val"], state["_cuda"] = state["_val"].get(), self.device.index
         state["_node"] = state["_builder"] = None
         return state
 
     def __setstate__(self, state) -> None:
+        index = state.pop("_cuda", None)
         self.__dict__.update(state)
+        if index is not None:
+            from .devices import to_device_array
+            self._val = to_device_array(self._val, device("cuda", index))
 
 
-def _check_device(dev) -> None:
+def _check_device(dev) -> device:
+    """`dev` as a `device`, with the index of the current CUDA device filled in; a CUDA device
+    that cannot be used raises a RuntimeError saying what is missing."""
     d = device(dev)
     if d.type == "cuda":
-        raise RuntimeError("CUDA tensors are not available: the CUDA backend is not implemented "
-                           "yet (see docs/gpu.md)")
+        from . import cuda
+        index = cuda.current_device() if d.index is None else d.index
+        cuda.driver(index)
+        return device("cuda", index)
+    return d
 
 
 def _infer_list_dtype(data) -> D.DType:
@@ -626,11 +653,11 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     >>> tj.tensor([1.5, 2]).dtype
     tracejit.float32
     """
-    if device is not None:
-        _check_device(device)
     t = as_tensor(data, dtype=dtype, copy=True)
     if _python_scalar(data) and dtype is None:
         t = t.astype(D.scalar_dtype(data))
+    if device is not None:
+        t = t.to(device)
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -638,12 +665,10 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 
 def asarray(data, dtype=None, device=None) -> Tensor:
     """Like `tensor`, but shares memory with numpy arrays and Tensors when it can."""
-    if device is not None:
-        _check_device(device)
     t = as_tensor(data, dtype=dtype)
     if _python_scalar(data) and dtype is None:
         t = t.astype(D.scalar_dtype(data))
-    return t
+    return t if device is None else t.to(device)
 
 
 def from_numpy(a: np.ndarray) -> Tensor:

@@ -199,6 +199,11 @@ def _apply(name: str, operands: tuple, params: dict):
                              "traced in (it was stored in a global or closure and used after "
                              "that trace ended); return it from the function instead")
         _check_size(name, t)
+        dev = _lazy.device_of(name, operands)
+        if dev is not None:  # on a CUDA device: compiled there (lazy.py)
+            if _lazy.eligible(name, op, device=True):
+                return _lazy.record(name, operands, params, t, _location(), dev)
+            return _lazy.run_on_host(name, op, operands, params, t, dev)
         if _lazy.eligible(name, op):
             try:
                 _lazy.precheck(name, operands)

@@ -8,8 +8,19 @@
 //   semantics codegen/lower.py gives the CPU backend: NaN-propagating maximum/minimum, Python's
 //   floor division and remainder, saturating float -> integer conversion (NaN -> 0).
 #pragma once
+#ifdef TJ_EMULATE
+#include "tj_emu.h"  // the host emulation: this code compiled as C++ (kernels/cuda/tj_emu.h)
+#else
 #include <cuda_fp16.h>
 #include <stdint.h>
+// a kernel: C linkage, so a runtime finds it by its name
+#define TJ_KERNEL extern "C" __global__
+// `count` elements of T in the block's shared memory, at `byte_offset` of the block's shared
+// bytes (the emulation lays them out by it; the offsets of one kernel's arrays must not overlap)
+#define TJ_SHARED(T, name, count, byte_offset) __shared__ T name[count]
+// nothing under nvcc; the emulation's C entry point launching kernel `name`
+#define TJ_EMU_ENTRY(name)
+#endif
 
 #define TJ_DEV static __device__ __forceinline__
 

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import heapq
 
+import numpy as np
+
+from .. import lazy as _lazy
 from ..primitives import PRIMITIVES
 from ..trace import at_location, bind
 from .grad_mode import set_grad_enabled
@@ -139,7 +142,8 @@ def _apply(node: BackwardNode, cts: list, buf: dict, retain_graph: bool) -> None
             raise NotImplementedError(f"reverse-mode differentiation of {node.op!r} is not "
                                       "implemented")
         ct = cts if node.n_out > 1 else cts[0]
-        with at_location(None):
+        dev = next((_lazy._device(c) for c in cts if c is not None), None)
+        with at_location(None), _lazy.on_device(dev):  # (zeros of a rule: beside the grads)
             in_cts = op.vjp(ct, node.out, *node.inputs, **node.params)
     for x, e, g in zip(node.inputs, node.edges, in_cts, strict=True):
         if e is None or g is None:
@@ -170,8 +174,12 @@ def _accumulate(leaf, g, create_graph: bool) -> None:
     old = leaf._get_grad()
     if old is None:
         if not create_graph and not g._is_tracer:
-            g = Tensor._wrap(g._value.copy() if not g._value.flags.writeable or
-                             g._value.base is not None else g._value)
+            v = g._value
+            if type(v) is not np.ndarray:  # on a CUDA device: a buffer of its own already
+                g = Tensor._wrap(v)
+            else:
+                g = Tensor._wrap(v.copy() if not v.flags.writeable or v.base is not None
+                                 else v)
         leaf._set_grad(g)
     elif create_graph or old._is_tracer or g._is_tracer:
         leaf._set_grad(old + g)
@@ -189,7 +197,7 @@ def _as_grad(t, g, what: str):
             raise RuntimeError(f"grad can be implicitly created only for real scalar outputs "
                                f"but got {t.dtype}")
         from ..ops import creation
-        return creation.ones_like(t)
+        return creation.ones_like(t)  # (on t's device)
     g = g if isinstance(g, Tensor) else as_tensor(g, dtype=t.dtype)
     if g.shape != t.shape:
         raise RuntimeError(f"Mismatch in shape: {what} has a shape of {list(g.shape)} and "

@@ -1,8 +1,9 @@
 """CUDA C code generation: Kernel IR -> one CUDA C translation unit (text).
 
-Input: a `Schedule` (`schedule/kernel.py`). Output: CUDA C source with one
-``extern "C" __global__ void <name>(T* __restrict__ b<out>, const T* __restrict__ b<in>, ...)``
-per `Kernel` step, named as the step (so a runtime finds each entry by the schedule's names). The
+Input: a `Schedule` (`schedule/kernel.py`). Output: CUDA C source (`render_schedule`: the text
+and the launches of each step) with one
+``TJ_KERNEL void <name>(T* __restrict__ b<out>, const T* __restrict__ b<in>, ...)``
+(``TJ_KERNEL`` is ``extern "C" __global__`` under nvcc) per kernel, named as the step (so a runtime finds each entry by the schedule's names). The
 source includes ``tj_cuda.h`` from ``kernels/cuda/`` (compile with ``-I kernels/cuda``;
 `HEADER_DIR` is that folder), which holds the helpers: NaN-propagating maximum/minimum,
 saturating float -> integer conversion, Python's floor division and remainder, float16 storage.
@@ -38,13 +39,16 @@ from __future__ import annotations
 import math
 import os
 import re
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import dtypes as D
 from ..schedule.kernel import Access, Expr, Extern, Gemm, Kernel, RowKernel, Schedule
 
-__all__ = ["schedule_to_cuda", "kernel_to_cuda", "HEADER_DIR", "ctype", "storage_ctype"]
+__all__ = ["schedule_to_cuda", "render_schedule", "kernel_to_cuda", "HEADER_DIR", "ctype",
+           "storage_ctype", "Launch", "CudaStep", "CudaSource", "ExprWriter", "SCRATCH",
+           "ELEMENTWISE_BLOCK"]
 
 HEADER_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "kernels",
                                            "cuda"))
@@ -254,6 +258,55 @@ RENDERED = {"stop_gradient", "convert", "select", "add", "sub", "mul", "div", "f
             "sigmoid"} | set(_CMP) | _MATH
 
 
+# -- launches ---------------------------------------------------------------------------------
+SCRATCH = -1  # in `Launch.params`: the step's scratch buffer (`CudaStep.scratch` bytes)
+ELEMENTWISE_BLOCK = 256  # threads per block of grid-stride loops
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One kernel launch: ``name<<<grid, block>>>(params...)``. `params` are buffer numbers of
+    the schedule in the kernel's parameter order (every parameter is a pointer; extents are
+    compile-time constants), `SCRATCH` standing for the step's scratch buffer. ``grid == 0``
+    asks the runtime for a grid-stride launch over `work` elements: ``ceil(work / block)``
+    blocks, capped from the device's multiprocessor count."""
+
+    name: str
+    params: tuple[int, ...]
+    block: int = ELEMENTWISE_BLOCK
+    grid: int = 0
+    work: int = 0
+
+
+@dataclass
+class CudaStep:
+    """How one schedule step runs on the device: its launches in order, and the bytes of
+    scratch global memory they share (uninitialized: a launch that needs zeros writes them).
+
+    With `error_flag`, the first 4 bytes of scratch are an ``int`` the runtime sets to 0 before
+    the launches and reads after them: a kernel sets it nonzero on bad input it cannot report
+    itself (an index out of bounds); the runtime then runs the step's numpy reference on the
+    host, which raises the error the CPU backend gives, at the user's line."""
+
+    launches: list[Launch]
+    scratch: int = 0
+    error_flag: bool = False
+
+
+@dataclass
+class CudaSource:
+    """A schedule's CUDA C: `text` (one translation unit) and, per schedule step, its
+    `CudaStep`, or None for a step the runtime runs on the host (its numpy reference, operands
+    copied across)."""
+
+    text: str
+    steps: list[CudaStep | None] = field(default_factory=list)
+
+    @property
+    def launches(self) -> list[Launch]:
+        return [ln for st in self.steps if st is not None for ln in st.launches]
+
+
 # -- kernels ----------------------------------------------------------------------------------
 def _row_major(dims) -> list[int]:
     return [int(np.prod(dims[i + 1:], dtype=np.int64)) for i in range(len(dims))]
@@ -268,9 +321,39 @@ def _lin(terms: list[tuple[str, int]], offset: int = 0) -> str:
     return " + ".join(parts) if parts else "0LL"
 
 
-class _KernelWriter:
-    def __init__(self, sched: Schedule, k: Kernel):
-        self.sched, self.k = sched, k
+def signature(sched: Schedule, name: str, outs: list[int], ins: list[int],
+              scratch: str | None = None) -> str:
+    """``TJ_KERNEL void name(T* __restrict__ b<out>..., const T* __restrict__
+    b<in>..., [char* __restrict__ scratch])``: buffers written first, then those read (a buffer
+    both written and read is passed once, as written)."""
+    if not _IDENT.match(name):
+        raise ValueError(f"kernel name {name!r} is not a C identifier")
+    params = [f"{storage_ctype(sched.buffers[b].dtype)}* __restrict__ b{b}" for b in outs]
+    for b in ins:
+        if b not in outs:
+            params.append(f"const {storage_ctype(sched.buffers[b].dtype)}* __restrict__ b{b}")
+    if scratch:
+        params.append(f"char* __restrict__ {scratch}")
+    return f'TJ_KERNEL void {name}({", ".join(params)})'
+
+
+def param_buffers(outs: list[int], ins: list[int], scratch: bool = False) -> tuple[int, ...]:
+    """The `Launch.params` matching `signature(...)` for the same lists."""
+    ps = list(outs) + [b for b in ins if b not in outs]
+    return tuple(ps + [SCRATCH] if scratch else ps)
+
+
+class ExprWriter:
+    """Renders `Expr` DAGs as C statements: one ``const`` per distinct node, in `lines`.
+
+    `idx` (per call) maps a domain axis to the C expression of its index; `leaves` maps the
+    kinds a step defines itself (``acc`` of a Gemm epilogue, ``stage`` of a RowKernel) to a
+    function ``Expr -> C expression``. Loads read ``b<buffer>[offset + sum(stride*index)]``.
+    Call `forget()` when a new scope starts (values of an outer scope are not reused)."""
+
+    def __init__(self, sched: Schedule, leaves: dict | None = None):
+        self.sched = sched
+        self.leaves = leaves or {}
         self.lines: list[str] = []
         self.names: dict[int, str] = {}
         self.n = 0
@@ -278,35 +361,34 @@ class _KernelWriter:
     def dtype_of(self, buf: int) -> D.DType:
         return self.sched.buffers[buf].dtype
 
-    def signature(self) -> str:
-        k = self.k
-        params = [f"{storage_ctype(self.dtype_of(k.out))}* __restrict__ b{k.out}"]
-        for b in k.inputs:
-            if b != k.out:
-                params.append(f"const {storage_ctype(self.dtype_of(b))}* __restrict__ b{b}")
-        return f'extern "C" __global__ void {k.name}({", ".join(params)})'
-
     def emit(self, line: str, depth: int):
         self.lines.append("    " * depth + line)
 
-    # expressions: one `const` statement per distinct node (the Expr is a DAG)
+    def forget(self):
+        self.names = {}
+
+    def load(self, a: Access, idx: dict[int, str], dtype: D.DType) -> str:
+        pos = _lin([(idx.get(ax, "0LL"), s) for ax, s in enumerate(a.strides)], a.offset)
+        v = f"b{a.buffer}[{pos}]"
+        if dtype == D.float16:
+            return f"tj_h2f({v})"
+        if dtype.is_bool:
+            return f"({v} != 0)"
+        return v
+
     def expr(self, e: Expr, idx: dict[int, str], depth: int) -> str:
         name = self.names.get(id(e))
         if name is not None:
             return name
         if e.kind == "load":
-            a: Access = e.attrs
-            pos = _lin([(idx.get(ax, "0LL"), s) for ax, s in enumerate(a.strides)], a.offset)
-            v = f"b{a.buffer}[{pos}]"
-            if e.dtype == D.float16:
-                v = f"tj_h2f({v})"
-            elif e.dtype.is_bool:
-                v = f"({v} != 0)"
+            v = self.load(e.attrs, idx, e.dtype)
         elif e.kind == "const":
             v = constant(e.attrs, e.dtype)
         elif e.kind == "index":
             axis, scale, off = e.attrs
             v = convert(f"({_lin([(idx.get(axis, '0LL'), scale)], off)})", D.int64, e.dtype)
+        elif e.kind in self.leaves:
+            v = self.leaves[e.kind](e)
         elif e.kind in ("acc", "stage"):
             raise NotImplementedError(f"Expr kind {e.kind!r} outside its step")
         else:
@@ -317,15 +399,16 @@ class _KernelWriter:
         self.names[id(e)] = name
         return name
 
-    def store(self, pos: str, v: str, depth: int):
-        dt = self.dtype_of(self.k.out)
+    def store(self, buf: int, pos: str, v: str, depth: int):
+        dt = self.dtype_of(buf)
         if dt == D.float16:
             v = f"tj_f2h({v})"
         elif dt.is_bool:
             v = f"(unsigned char)({v})"
-        self.emit(f"b{self.k.out}[{pos}] = {v};", depth)
+        self.emit(f"b{buf}[{pos}] = {v};", depth)
 
-    def unflatten(self, t: str, axes: list[int], dims: list[int], depth: int) -> dict[int, str]:
+    def unflatten(self, t: str, axes: list[int], dims: list[int], depth: int,
+                  prefix: str = "i") -> dict[int, str]:
         """The index of each axis from a row-major flat index `t` (extent-1 axes are 0)."""
         idx = {}
         strides = _row_major(dims)
@@ -335,13 +418,19 @@ class _KernelWriter:
             q = t if s == 1 else f"({t} / {s}LL)"
             first = all(dd == 1 for dd in dims[:axes.index(ax)])
             expr = q if first else f"{q} % {d}LL"
-            self.emit(f"const long long i{ax} = {expr};", depth)
-            idx[ax] = f"i{ax}"
+            self.emit(f"const long long {prefix}{ax} = {expr};", depth)
+            idx[ax] = f"{prefix}{ax}"
         return idx
+
+
+class _KernelWriter(ExprWriter):
+    def __init__(self, sched: Schedule, k: Kernel):
+        super().__init__(sched)
+        self.k = k
 
     def render(self) -> str:
         k = self.k
-        self.emit(self.signature(), 0)
+        self.emit(signature(self.sched, k.name, [k.out], k.inputs), 0)
         self.emit("{", 0)
         if k.reduce_op is None:
             self.elementwise()
@@ -358,7 +447,7 @@ class _KernelWriter:
                   1)
         idx = self.unflatten("t", list(range(len(dims))), dims, 2)
         v = self.expr(k.body, idx, 2)
-        self.store("t", v, 2)
+        self.store(k.out, "t", v, 2)
         self.emit("}", 1)
 
     def reduction(self):
@@ -368,8 +457,7 @@ class _KernelWriter:
         kept = [a for a in range(len(k.domain)) if a not in red]
         kdims = [k.domain[a] for a in kept]
         n_out = int(np.prod(kdims, dtype=np.int64))
-        self.emit("// one thread per output element (TODO: warp-shuffle/shared-memory reduction)",
-                  1)
+        self.emit("// one thread per output element", 1)
         self.emit(f"for (long long t = tj_thread_index(); t < {n_out}LL; "
                   "t += tj_thread_stride()) {", 1)
         idx = self.unflatten("t", kept, kdims, 2)
@@ -379,21 +467,27 @@ class _KernelWriter:
             self.emit(f"for (long long i{a} = 0; i{a} < {k.domain[a]}LL; ++i{a}) {{", depth)
             idx[a] = f"i{a}"
             depth += 1
-        self.names = {}
+        self.forget()
         v = self.expr(k.body, idx, depth)
         self.emit(f"acc = {combine(k.reduce_op, dt, 'acc', v)};", depth)
         for _ in red:
             depth -= 1
             self.emit("}", depth)
-        self.store("t", "acc", 2)
+        self.store(k.out, "t", "acc", 2)
         self.emit("}", 1)
 
 
 def kernel_to_cuda(sched: Schedule, k: Kernel) -> str:
-    """One `Kernel` step as a ``__global__`` function named ``k.name``."""
-    if not _IDENT.match(k.name):
-        raise ValueError(f"kernel name {k.name!r} is not a C identifier")
+    """One `Kernel` step as a ``__global__`` function named ``k.name`` (the simple rendering:
+    grid-stride over the output elements, a reduction's thread looping over its axes)."""
     return _KernelWriter(sched, k).render()
+
+
+def _kernel_step(sched: Schedule, k: Kernel) -> tuple[str, CudaStep]:
+    n_out = int(np.prod([d for a, d in enumerate(k.domain) if a not in k.reduce_axes],
+                        dtype=np.int64))
+    return kernel_to_cuda(sched, k), CudaStep([Launch(k.name, param_buffers([k.out], k.inputs),
+                                                      ELEMENTWISE_BLOCK, 0, n_out)])
 
 
 def _step_label(i: int, st) -> tuple[str, str]:
@@ -404,19 +498,57 @@ def _step_label(i: int, st) -> tuple[str, str]:
     return getattr(st, "name", f"step {i}"), kind
 
 
-def schedule_to_cuda(sched: Schedule) -> str:
-    """The CUDA C translation unit of a schedule: one ``extern "C" __global__`` function per
-    `Kernel` step; the other steps are comments for now (issue 8)."""
-    out = ["// generated by tracejit.codegen.cuda (issue 8: first increment)",
-           '#include "tj_cuda.h"', ""]
+def _renderers() -> list:
+    """(step type, function (sched, step, index) -> (text, CudaStep) | None) in order; a
+    renderer returning None leaves the step to the next one, or to the host."""
+    out = []
+    try:
+        from .cuda_reduce import render_reduction, render_row_kernel
+        out += [(Kernel, render_reduction), (RowKernel, render_row_kernel)]
+    except ImportError:
+        pass
+    try:
+        from .cuda_gemm import render_gemm
+        out.append((Gemm, render_gemm))
+    except ImportError:
+        pass
+    try:
+        from .cuda_extern import render_extern
+        out.append((Extern, render_extern))
+    except ImportError:
+        pass
+    out.append((Kernel, lambda sched, st, i: _kernel_step(sched, st)))
+    return out
+
+
+def render_schedule(sched: Schedule) -> CudaSource:
+    """The CUDA C translation unit of a schedule and how each step launches. Every kernel is
+    followed by ``TJ_EMU_ENTRY(name)``: nothing under nvcc; under the host emulation
+    (``-DTJ_EMULATE``, `kernels/cuda/tj_emu.h`) the C entry point that launches it."""
+    out = ["// generated by tracejit.codegen.cuda", '#include "tj_cuda.h"', ""]
+    steps: list[CudaStep | None] = []
+    renderers = _renderers()
     for i, st in enumerate(sched.steps):
-        if isinstance(st, Kernel):
-            try:
-                out.append(kernel_to_cuda(sched, st))
-            except NotImplementedError as err:
-                out.append(f"/* step {st.name}: Kernel — not rendered yet (issue 8): {err} */")
-        else:
+        done = None
+        for typ, fn in renderers:
+            if isinstance(st, typ):
+                done = fn(sched, st, i)
+                if done is not None:
+                    break
+        if done is None:
             name, kind = _step_label(i, st)
-            out.append(f"/* step {name}: {kind} — not rendered yet (issue 8) */")
+            out.append(f"/* step {name}: {kind} — runs on the host */")
+            steps.append(None)
+        else:
+            text, cstep = done
+            out.append(text)
+            for name in dict.fromkeys(ln.name for ln in cstep.launches):
+                out.append(f"TJ_EMU_ENTRY({name})")
+            steps.append(cstep)
         out.append("")
-    return "\n".join(out)
+    return CudaSource("\n".join(out), steps)
+
+
+def schedule_to_cuda(sched: Schedule) -> str:
+    """The CUDA C translation unit of a schedule (`render_schedule(sched).text`)."""
+    return render_schedule(sched).text

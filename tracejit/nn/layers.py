@@ -25,7 +25,7 @@ import numpy as np
 from .. import dtypes as D
 from ..errors import user_error
 from ..ops import shape as S
-from ..tensor import Tensor, _check_device
+from ..tensor import Tensor
 from . import functional as F
 from . import init
 from ._args import pair
@@ -38,10 +38,9 @@ __all__ = ["Identity", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAv
 
 def empty_parameter(shape, device=None, dtype=None) -> Parameter:
     """A zero-filled float Parameter of `shape`, ready for an ``init`` function."""
-    if device is not None:
-        _check_device(device)
     dt = D.float32 if dtype is None else D.as_dtype(dtype)
-    return Parameter(Tensor._wrap(np.zeros(shape, dt.np)))
+    t = Tensor._wrap(np.zeros(shape, dt.np))
+    return Parameter(t if device is None else t.to(device))
 
 
 class Identity(Module):

@@ -403,8 +403,9 @@ class Module:
         return self
 
     def to(self, *args, **kwargs) -> Module:
-        """``to(device)``, ``to(dtype)``, ``to(tensor)``, ``to(device, dtype)``: moves (only
-        "cpu" exists so far) and casts floating-point parameters and buffers in place.
+        """``to(device)``, ``to(dtype)``, ``to(tensor)``, ``to(device, dtype)``: moves
+        parameters and buffers to the device and casts the floating-point ones, in place
+        (the Parameter objects stay: optimizers hold them).
 
         >>> import tracejit as tj
         >>> tj.nn.Linear(2, 2).to(tj.float64).weight.dtype
@@ -422,7 +423,8 @@ class Module:
             else:
                 device = a
         if device is not None:
-            _check_device(device)
+            d = _check_device(device)
+            self._apply(lambda t: t.to(d) if t.device != d else t)
         if dtype is None:
             return self
         dt = D.as_dtype(dtype)
@@ -432,11 +434,10 @@ class Module:
         return self._apply(lambda t: t.astype(dt) if t.dtype.is_floating_point else t)
 
     def cpu(self) -> Module:
-        return self
+        return self.to("cpu")
 
     def cuda(self, device=None) -> Module:
-        _check_device("cuda" if device is None else device)
-        return self
+        return self.to("cuda" if device is None else device)
 
     def float(self) -> Module:
         return self._apply(lambda t: t.astype(D.float32) if t.dtype.is_floating_point else t)

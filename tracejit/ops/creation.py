@@ -8,10 +8,12 @@ outside they are realized at once.
 
 from __future__ import annotations
 
+import functools
 import math
 
 from .. import dtypes as D
 from ..errors import user_error
+from ..lazy import on_device
 from ..tensor import _check_device
 from ..trace import bind
 from .common import cast, operand, shape_arg
@@ -20,12 +22,28 @@ __all__ = ["zeros", "ones", "full", "empty", "eye", "arange", "linspace", "zeros
            "ones_like", "full_like", "empty_like", "logspace"]
 
 
-def _finish(t, requires_grad):
+def _placed(fn):
+    """Runs a creation function with its ``device=`` as the default device of the ops it
+    binds, so a CUDA tensor is computed on the device instead of copied there."""
+    @functools.wraps(fn)
+    def f(*args, device=None, **kw):
+        if device is None:
+            return fn(*args, **kw)
+        d = _check_device(device)
+        with on_device(d if d.type == "cuda" else None):
+            return fn(*args, device=d, **kw)
+    return f
+
+
+def _finish(t, requires_grad, device=None):
+    if device is not None:  # (built where `on_device` said: on a device, no copy is made)
+        t = t.to(device)
     if requires_grad:
         t.requires_grad_(True)
     return t
 
 
+@_placed
 def full(*args, size=None, fill_value=None, dtype=None, device=None, requires_grad=False):
     """A tensor of ``size`` filled with ``fill_value`` (dtype inferred from it by default):
     ``full((2, 3), 7)``, ``full(size=(2, 3), fill_value=7)``.
@@ -41,8 +59,6 @@ def full(*args, size=None, fill_value=None, dtype=None, device=None, requires_gr
             raise user_error(TypeError, "full: missing fill_value")
         fill_value = args.pop()
     shape = shape_arg("full", tuple(args), size)
-    if device is not None:
-        _check_device(device)
     if hasattr(fill_value, "shape"):
         v = operand(fill_value)
         if v.ndim:
@@ -55,7 +71,8 @@ def full(*args, size=None, fill_value=None, dtype=None, device=None, requires_gr
         if dt.is_integer and isinstance(v, float) and not math.isfinite(v):
             raise user_error(ValueError, f"full: cannot fill an integer tensor with {v}")
         c = bind("constant", value=v, dtype=dt)
-    return _finish(c if c.shape == shape else bind("broadcast", c, shape=shape), requires_grad)
+    return _finish(c if c.shape == shape else bind("broadcast", c, shape=shape), requires_grad,
+                   device)
 
 
 def _filled(name, value):
@@ -81,6 +98,8 @@ def empty(*shape, size=None, dtype=None, device=None, requires_grad=False):
 def _like(name, maker):
     def f(input, dtype=None, device=None, requires_grad=False, **kw):
         x = operand(input)
+        if device is None and not x._is_tracer and x.device.type != "cpu":
+            device = x.device  # (PyTorch: on the input's device)
         return maker(x.shape, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
     f.__name__ = name
     return f
@@ -93,19 +112,20 @@ empty_like = _like("empty_like", empty)
 
 def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):
     x = operand(input)
+    if device is None and not x._is_tracer and x.device.type != "cpu":
+        device = x.device
     return full(x.shape, fill_value=fill_value, dtype=dtype or x.dtype, device=device,
                 requires_grad=requires_grad)
 
 
+@_placed
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False):
     m = n if m is None else m
     shape = shape_arg("eye", (n, m))
     r = bind("iota", shape=shape, axis=0, dtype=D.int64)
     c = bind("iota", shape=shape, axis=1, dtype=D.int64)
     dt = D.as_dtype(dtype) if dtype is not None else D.float32
-    if device is not None:
-        _check_device(device)
-    return _finish(cast(bind("eq", r, c), dt), requires_grad)
+    return _finish(cast(bind("eq", r, c), dt), requires_grad, device)
 
 
 def _ramp(n: int, start, step, dt: D.DType):
@@ -118,6 +138,7 @@ def _ramp(n: int, start, step, dt: D.DType):
     return cast(v, dt)
 
 
+@_placed
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False):
     """``[start, start + step, ...)`` up to ``end``; int64 for ints, float32 otherwise.
 
@@ -138,22 +159,19 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
         dt = D.int64 if all(isinstance(v, int) for v in vals) else D.float32
     else:
         dt = D.as_dtype(dtype)
-    if device is not None:
-        _check_device(device)
-    return _finish(_ramp(n, start, step, dt), requires_grad)
+    return _finish(_ramp(n, start, step, dt), requires_grad, device)
 
 
+@_placed
 def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False):
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
     if steps < 0:
         raise user_error(ValueError, f"linspace: number of steps must be non-negative, got "
                          f"{steps}")
     dt = D.as_dtype(dtype) if dtype is not None else D.float32
-    if device is not None:
-        _check_device(device)
     start, end = float(start), float(end)
     if steps <= 1:
-        return _finish(full((steps,), fill_value=start, dtype=dt), requires_grad)
+        return _finish(full((steps,), fill_value=start, dtype=dt), requires_grad, device)
     step = (end - start) / (steps - 1)
     half = steps // 2  # PyTorch's symmetric formula: exact at both ends
     i = bind("iota", shape=(steps,), axis=0, dtype=D.float64)
@@ -163,9 +181,10 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False)
               bind("mul", bind("sub", bind("constant", value=float(steps - 1), dtype=D.float64),
                                i), bind("constant", value=step, dtype=D.float64)))
     pick = bind("lt", i, bind("constant", value=float(half), dtype=D.float64))
-    return _finish(cast(bind("select", pick, lo, hi), dt), requires_grad)
+    return _finish(cast(bind("select", pick, lo, hi), dt), requires_grad, device)
 
 
+@_placed
 def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_grad=False):
     from .elementwise import pow
     dt = D.as_dtype(dtype) if dtype is not None else D.float32

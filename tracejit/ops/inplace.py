@@ -45,11 +45,22 @@ def store(self: Tensor, new: Tensor, name: str) -> Tensor:
         if self._lazy is None:  # pending work may read this buffer: run it before the write
             from ..lazy import realize_pending
             realize_pending()
-        np.copyto(self._value, new._value)
+        _store(self, new)
     self._bump_version()
     if fn is not None:
         self.grad_fn, self._out_index, self._requires_grad = fn, new._out_index, True
     return self
+
+
+def _store(dst: Tensor, src: Tensor) -> None:
+    """Writes `src`'s value (broadcast and cast already) into `dst`'s buffer."""
+    d, v = dst._value, src._value
+    if type(d) is np.ndarray:
+        np.copyto(d, np.asarray(v))  # (a CUDA `src` is copied to the host)
+        return
+    from ..devices import to_device_array  # `dst` is on a CUDA device
+    v = to_device_array(v, dst.device)
+    d.driver.dtod(d.ptr, v.ptr, d.nbytes)
 
 
 def _snapshot(t: Tensor) -> Tensor:
@@ -57,7 +68,7 @@ def _snapshot(t: Tensor) -> Tensor:
     if t._is_tracer:
         s = Tensor._tracer(t._node, t._builder, t._value)
     else:
-        s = Tensor._wrap(np.array(t._value, copy=True))
+        s = t.clone()
     s.grad_fn, s._out_index, s._requires_grad = t.grad_fn, t._out_index, t._requires_grad
     if t.grad_fn is None and t._requires_grad:
         s._accum, s._accum_strong = t._accum, getattr(t, "_accum_strong", None)

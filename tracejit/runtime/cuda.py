@@ -1,0 +1,373 @@
+"""The CUDA runtime: a graph's schedule compiled to CUDA C and run on a device.
+
+Input: an optimized `Graph` and a driver: `PyCudaDriver` (a GPU through pycuda) or
+`cuda_emu.EmulatedDriver` (the host emulation). Output: `CUDAProgram`, called with numpy arrays
+or `DeviceArray`s, returning `DeviceArray`s that stay on the device until read (``.get()``,
+``np.asarray``).
+
+* Code: `codegen/cuda.py` renders the schedule (`render_schedule`); the driver compiles it once
+  per source text (pycuda's `SourceModule` with nvcc, cached in memory here and on disk by
+  pycuda; the emulation caches its libraries the same way).
+* Launches: each step's `Launch`es in order on the device's default stream; a grid-stride
+  launch (``grid == 0``) gets ``ceil(work / block)`` blocks, at most 32 per multiprocessor.
+* Memory: a caching allocator per device (`Pool`): freed blocks are kept by size class and
+  reused, so a training loop stops calling the driver's allocator after its first step
+  (``tj.cuda.memory_allocated()``, ``memory_reserved()``, ``empty_cache()``).
+* Steps the CUDA code generator does not render (control flow, debug effects, sorting, ...)
+  run on the host: their operands are copied to the host, their numpy reference runs, the
+  results are copied back (`CudaSource.steps` says which; ``Program.host_steps`` lists them).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+
+import numpy as np
+
+from ..codegen.cuda import SCRATCH, render_schedule
+from ..errors import CheckError, located_check, user_error
+from ..ir.graph import Graph
+from ..primitives import PRIMITIVES
+from ..schedule.fusion import schedule
+from ..schedule.kernel import Extern, Gemm, step_outputs
+
+__all__ = ["CUDAProgram", "DeviceArray", "Pool", "PyCudaDriver", "to_device", "pool", "describe",
+           "run_host_step"]
+
+
+# -- memory -----------------------------------------------------------------------------------
+def _size_class(nbytes: int) -> int:
+    """Bytes actually reserved for a request: multiples of 512 B below 1 MiB, of 2 MiB above."""
+    nbytes = max(nbytes, 1)
+    unit = 512 if nbytes < (1 << 20) else (2 << 20)
+    return -(-nbytes // unit) * unit
+
+
+class Pool:
+    """A caching allocator over a driver's ``mem_alloc``/``mem_free``: blocks freed by their
+    `DeviceArray`s are kept by size class and handed out again."""
+
+    def __init__(self, driver):
+        self.driver = driver
+        self._free: dict[int, list[int]] = {}
+        self._lock = threading.Lock()
+        self.allocated = 0  # bytes in live blocks
+        self.reserved = 0  # bytes obtained from the driver (live + cached)
+
+    def alloc(self, nbytes: int) -> "_Block":
+        size = _size_class(nbytes)
+        with self._lock:
+            free = self._free.get(size)
+            ptr = free.pop() if free else None
+            self.allocated += size
+        if ptr is None:
+            try:
+                ptr = self.driver.mem_alloc(size)
+            except Exception:  # noqa: BLE001  (out of memory: drop the cache and retry once)
+                self.empty_cache()
+                ptr = self.driver.mem_alloc(size)
+            with self._lock:
+                self.reserved += size
+        return _Block(self, ptr, size)
+
+    def release(self, ptr: int, size: int) -> None:
+        with self._lock:
+            self._free.setdefault(size, []).append(ptr)
+            self.allocated -= size
+
+    def empty_cache(self) -> None:
+        with self._lock:
+            blocks = [(p, s) for s, ps in self._free.items() for p in ps]
+            self._free.clear()
+            self.reserved -= sum(s for _, s in blocks)
+        for p, _ in blocks:
+            self.driver.mem_free(p)
+
+
+class _Block:
+    __slots__ = ("ptr", "size", "__weakref__")
+
+    def __init__(self, pool: Pool, ptr: int, size: int):
+        self.ptr, self.size = ptr, size
+        weakref.finalize(self, pool.release, ptr, size)
+
+
+class DeviceArray:
+    """A dense row-major array in device memory (what CUDA tensors hold).
+
+    ``get()`` / ``np.asarray(a)`` copy it to the host; ``__cuda_array_interface__`` (on a GPU)
+    shares it with CuPy, PyTorch and Numba without a copy."""
+
+    __slots__ = ("shape", "dtype", "driver", "block", "__weakref__")
+    _tj_device = True  # (what Tensor checks without importing this module)
+
+    def __init__(self, shape, dtype, driver, block: _Block):
+        self.shape, self.dtype, self.driver, self.block = tuple(shape), np.dtype(dtype), \
+            driver, block
+
+    @classmethod
+    def empty(cls, shape, dtype, driver) -> "DeviceArray":
+        n = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        return cls(shape, dtype, driver, pool(driver).alloc(n))
+
+    @property
+    def ptr(self) -> int:
+        return self.block.ptr
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def get(self) -> np.ndarray:
+        """A host copy."""
+        out = np.empty(self.shape, self.dtype)
+        self.driver.dtoh(out, self.ptr)
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.get()
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def copy(self) -> "DeviceArray":
+        out = DeviceArray.empty(self.shape, self.dtype, self.driver)
+        self.driver.dtod(out.ptr, self.ptr, self.nbytes)
+        return out
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        if getattr(self.driver, "emulated", False):
+            raise AttributeError("__cuda_array_interface__: this array lives on the host "
+                                 "emulation of a CUDA device, not on a GPU")
+        return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.ptr, False),
+                "version": 3, "strides": None}
+
+    def __repr__(self) -> str:
+        return f"DeviceArray(shape={self.shape}, dtype={self.dtype}, on {self.driver.name})"
+
+
+_pools: dict[int, Pool] = {}
+_pools_lock = threading.Lock()
+
+
+def pool(driver) -> Pool:
+    with _pools_lock:
+        p = _pools.get(id(driver))
+        if p is None:
+            p = _pools[id(driver)] = Pool(driver)
+        return p
+
+
+def to_device(a, driver, dtype=None) -> DeviceArray:
+    """`a` (a numpy array, a scalar or a `DeviceArray`) as a dense `DeviceArray` on `driver`
+    (a DeviceArray of the right dtype on that device is returned as is)."""
+    if isinstance(a, DeviceArray):
+        if a.driver is not driver:
+            a = a.get()
+        elif dtype is None or a.dtype == np.dtype(dtype):
+            return a
+        else:
+            a = a.get()
+    h = np.asarray(a, dtype=dtype, order="C")  # (not ascontiguousarray: it makes 0-d 1-d)
+    out = DeviceArray.empty(h.shape, h.dtype, driver)
+    driver.htod(out.ptr, h)
+    return out
+
+
+# -- the GPU driver (pycuda) ------------------------------------------------------------------
+class PyCudaDriver:
+    """One NVIDIA GPU through pycuda (imported when the first GPU is used)."""
+
+    emulated = False
+
+    def __init__(self, index: int = 0):
+        import pycuda.driver as drv
+        drv.init()
+        self.drv = drv
+        self.index = index
+        self.device = drv.Device(index)
+        self.context = self.device.retain_primary_context()
+        self.context.push()
+        a = drv.device_attribute
+        self.name = self.device.name()
+        self.multiprocessors = self.device.get_attribute(a.MULTIPROCESSOR_COUNT)
+        self.max_threads_per_block = self.device.get_attribute(a.MAX_THREADS_PER_BLOCK)
+        self.warp_size = self.device.get_attribute(a.WARP_SIZE)
+        self.compute_capability = self.device.compute_capability()
+        self.total_memory = self.device.total_memory()
+        self._allocs: dict[int, object] = {}
+        self._modules: dict[str, object] = {}
+        self._lock = threading.Lock()
+        self._prepared: dict = {}
+
+    def _ctx(self):
+        if self.drv.Context.get_current() != self.context:
+            self.context.push()
+
+    def module(self, text: str):
+        with self._lock:
+            m = self._modules.get(text)
+            if m is None:
+                self._ctx()
+                from pycuda.compiler import SourceModule
+
+                from ..codegen.cuda import HEADER_DIR
+                major, minor = self.compute_capability
+                m = SourceModule(text, no_extern_c=True, include_dirs=[HEADER_DIR],
+                                 arch=f"sm_{major}{minor}", options=["-std=c++17"])
+                self._modules[text] = m
+            return m
+
+    def launch(self, mod, name: str, grid: int, block: int, ptrs: list[int]) -> None:
+        key = (id(mod), name)
+        fn = self._prepared.get(key)
+        if fn is None:
+            fn = mod.get_function(name)
+            fn.prepare("P" * len(ptrs))
+            self._prepared[key] = fn
+        self._ctx()
+        fn.prepared_call((grid, 1, 1), (block, 1, 1), *ptrs)
+
+    def mem_alloc(self, nbytes: int) -> int:
+        self._ctx()
+        a = self.drv.mem_alloc(nbytes)
+        with self._lock:
+            self._allocs[int(a)] = a
+        return int(a)
+
+    def mem_free(self, ptr: int) -> None:
+        with self._lock:
+            a = self._allocs.pop(ptr, None)
+        if a is not None:
+            a.free()
+
+    def htod(self, ptr: int, host: np.ndarray) -> None:
+        if host.nbytes:
+            self._ctx()
+            self.drv.memcpy_htod(ptr, np.ascontiguousarray(host))
+
+    def dtoh(self, host: np.ndarray, ptr: int) -> None:
+        if host.nbytes:
+            self._ctx()
+            self.drv.memcpy_dtoh(host, ptr)
+
+    def dtod(self, dst: int, src: int, nbytes: int) -> None:
+        if nbytes:
+            self._ctx()
+            self.drv.memcpy_dtod(dst, src, nbytes)
+
+    def memset(self, ptr: int, byte: int, nbytes: int) -> None:
+        if nbytes:
+            self._ctx()
+            self.drv.memset_d8(ptr, byte, nbytes)
+
+    def synchronize(self) -> None:
+        self._ctx()
+        self.drv.Context.synchronize()
+
+
+# -- programs ---------------------------------------------------------------------------------
+def run_host_step(node, arrays: list[np.ndarray], dtypes: list) -> list[np.ndarray]:
+    """A graph node's numpy reference on host arrays, with the CPU backend's errors (the
+    user's line); one array per result, converted to the buffers' dtypes."""
+    try:
+        res = PRIMITIVES[node.op].ref(*arrays, **node.params)
+    except (IndexError, ZeroDivisionError, ValueError) as e:
+        msg = str(e) if str(e).startswith(node.op) else f"{node.op}: {e}"
+        raise user_error(type(e), msg, node.loc) from None
+    except CheckError as e:  # a failed tj.debug.check
+        raise located_check(e, node.loc) from None
+    res = res if node.type is None else (res,)
+    return [np.asarray(np.asarray(r).astype(dt, copy=False), order="C")
+            for r, dt in zip(res, dtypes)]
+
+
+class CUDAProgram:
+    """A graph compiled for a CUDA device (a GPU, or the host emulation)."""
+
+    def __init__(self, graph: Graph, driver):
+        self.graph, self.driver = graph, driver
+        self.schedule = s = schedule(graph)
+        self.source = render_schedule(s)
+        self.module = driver.module(self.source.text)
+        self.consts = {b: to_device(v, driver, s.buffers[b].dtype.np)
+                       for b, v in s.consts.items()}
+        self.host_steps = []
+        for st, c in zip(s.steps, self.source.steps):
+            if c is not None:
+                continue
+            if not isinstance(st, Extern):
+                raise NotImplementedError(f"CUDA backend: no CUDA rendering of the "
+                                          f"{type(st).__name__} step {st.name!r}")
+            self.host_steps.append(st.node.op)
+        self._in_dtypes = [s.buffers[b].dtype.np for b in s.inputs]
+
+    @property
+    def text(self) -> str:
+        return self.source.text
+
+    def _grid(self, ln) -> int:
+        if ln.grid:
+            return ln.grid
+        return max(1, min(-(-ln.work // ln.block), 32 * self.driver.multiprocessors))
+
+    def __call__(self, args: list) -> list[DeviceArray]:
+        s, drv = self.schedule, self.driver
+        bufs = s.buffers
+        env: list = [None] * len(bufs)
+        for b, a, want in zip(s.inputs, args, self._in_dtypes, strict=True):
+            env[b] = to_device(a, drv, want)
+        for b, v in self.consts.items():
+            env[b] = v
+        for st, cst in zip(s.steps, self.source.steps):
+            if cst is None:
+                self._host(st, env)
+                continue
+            outs = list(step_outputs(st))
+            if isinstance(st, Gemm) and st.raw is not None:
+                outs.append(st.raw)
+            for b in outs:
+                env[b] = DeviceArray.empty(bufs[b].shape, bufs[b].dtype.np, drv)
+            scratch = pool(drv).alloc(cst.scratch) if cst.scratch else None
+            if cst.error_flag:
+                drv.memset(scratch.ptr, 0, 4)
+            for ln in cst.launches:
+                if ln.grid == 0 and ln.work == 0:
+                    continue  # nothing to compute (zero-size)
+                ptrs = [scratch.ptr if p == SCRATCH else env[p].ptr for p in ln.params]
+                drv.launch(self.module, ln.name, self._grid(ln), ln.block, ptrs)
+            if cst.error_flag:
+                flag = np.zeros(1, np.int32)
+                drv.dtoh(flag, scratch.ptr)
+                if flag[0]:  # bad input: the reference raises the CPU backend's error
+                    self._host(st, env)
+        out, seen = [], set()
+        for b in s.outputs:
+            v = env[b]
+            if b in seen or bufs[b].kind in ("input", "const"):
+                v = v.copy()  # a result never aliases an argument, a constant or a result
+            seen.add(b)
+            out.append(v)
+        return out
+
+    def _host(self, st, env) -> None:
+        s = self.schedule
+        arrays = [env[b].get() for b in st.inputs]
+        dts = [s.buffers[b].dtype.np for b in st.outputs]
+        for b, r in zip(st.outputs, run_host_step(st.node, arrays, dts)):
+            env[b] = to_device(r, self.driver)
+
+
+def describe(driver) -> str:
+    """One line about a device, for errors and docs."""
+    cc = ".".join(map(str, getattr(driver, "compute_capability", ())))
+    return f"{driver.name} ({driver.multiprocessors} SMs, compute capability {cc})"
+
