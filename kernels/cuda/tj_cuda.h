@@ -17,7 +17,7 @@
 #define TJ_KERNEL extern "C" __global__
 // `count` elements of T in the block's shared memory, at `byte_offset` of the block's shared
 // bytes (the emulation lays them out by it; the offsets of one kernel's arrays must not overlap)
-#define TJ_SHARED(T, name, count, byte_offset) __shared__ T name[count]
+#define TJ_SHARED(T, name, count, byte_offset) __shared__ __align__(16) T name[count]
 // nothing under nvcc; the emulation's C entry point launching kernel `name`
 #define TJ_EMU_ENTRY(name)
 #endif
