@@ -46,11 +46,12 @@ def is_emulated() -> bool:
                                                                              "on")
 
 
-def emulate(flag: bool = True) -> None:
+def emulate(flag: bool | None = True) -> None:
     """Makes "cuda" the host emulation (True) or real GPUs (False) from now on, in this
-    process. Tensors already on a device stay where they are."""
+    process (None: as ``TRACEJIT_CUDA_EMULATE`` says). Tensors already on a device stay where
+    they are."""
     with _lock:
-        _emulate[0] = bool(flag)
+        _emulate[0] = None if flag is None else bool(flag)
         _state.clear()
 
 

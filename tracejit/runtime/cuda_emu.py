@@ -31,6 +31,7 @@ what makes running a test table of thousands of small programs affordable.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import hashlib
 import os
 import re
@@ -112,6 +113,28 @@ def _build(text: str, key: str) -> ctypes.CDLL:
             return ctypes.CDLL(so)
         except OSError:
             pass
+    if so is None:
+        return _compile(cxx, text, None)
+    # one process compiles a module at a time; others wanting it wait, then load its library
+    # (pytest-xdist workers share the test tables' batches this way)
+    try:
+        lock = open(so + ".lock", "a")
+    except OSError:
+        return _compile(cxx, text, so)
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if os.path.exists(so):
+                try:
+                    return ctypes.CDLL(so)
+                except OSError:
+                    pass
+            return _compile(cxx, text, so)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _compile(cxx: str, text: str, so: str | None) -> ctypes.CDLL:
     with tempfile.TemporaryDirectory(prefix="tj-emu-") as tmp:
         src, out = os.path.join(tmp, "m.cpp"), os.path.join(tmp, "m.so")
         with open(src, "w") as f:
