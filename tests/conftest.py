@@ -23,14 +23,20 @@ _CACHE_DIR = None
 def pytest_configure(config):
     # Before any test compiles: every compilation of this session (and of the subprocesses it
     # starts, which inherit the environment) uses a fresh temporary disk cache.
+    # (pytest-xdist workers inherit the controller's directory and share it: compiled CUDA
+    # emulation batches of the test tables are then built once, not once per worker)
     global _CACHE_DIR
+    if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("TRACEJIT_TEST_CACHE_DIR"):
+        os.environ["TRACEJIT_CACHE_DIR"] = os.environ["TRACEJIT_TEST_CACHE_DIR"]
+        return
     _CACHE_DIR = tempfile.mkdtemp(prefix="tracejit-test-cache-")
-    os.environ["TRACEJIT_CACHE_DIR"] = _CACHE_DIR
+    os.environ["TRACEJIT_CACHE_DIR"] = os.environ["TRACEJIT_TEST_CACHE_DIR"] = _CACHE_DIR
 
 
 def pytest_unconfigure(config):
     if _CACHE_DIR is not None:
         shutil.rmtree(_CACHE_DIR, ignore_errors=True)
+        os.environ.pop("TRACEJIT_TEST_CACHE_DIR", None)
 
 
 def pytest_addoption(parser):

@@ -129,12 +129,54 @@ def device_of(name: str, operands: tuple):
                              f"device, but found at least two devices, {dev} and {d}!")
     if dev is not None:
         for x in operands:
-            if _device(x) is None and x.ndim:
+            if _device(x) is None and x.ndim and not _movable(x):
                 raise user_error(RuntimeError, f"{name}: expected all tensors to be on the same "
                                  f"device, but found at least two devices, {dev} and cpu! (a "
                                  f"{tuple(x.shape)} CPU tensor; move it with "
                                  f".to({str(dev)!r}))")
     return dev
+
+
+def _movable(x) -> bool:
+    """Whether CPU tensor `x` is pending work made from scalars only (``iota``, a broadcast
+    constant: what library code builds beside its operands): `record` rebuilds it on the
+    device instead of refusing the mixture."""
+    if x._lazy is None or x._lazy_seg.done:
+        return False
+    memo: dict[int, bool] = {}
+
+    def ok(n) -> bool:
+        r = memo.get(id(n))
+        if r is None:
+            r = memo[id(n)] = (n.type is not None and n.type.shape == ()) if n.op == "input" \
+                else all(ok(i) for i in n.inputs)
+        return r
+    return ok(x._lazy)
+
+
+def scalar_only(name: str, op, operands: tuple) -> bool:
+    """Ops on scalars only (or none) are recorded lazily even with ``config.lazy`` off once a
+    CUDA device is in use, so what they build can join device ops (`_movable`)."""
+    from . import cuda
+    if not cuda._drivers or name in _EAGER_ONLY or op.has("effect"):
+        return False
+    from .config import config
+    return not config.debug and not config.debug_nans and all(x.ndim == 0 for x in operands)
+
+
+def _replay(node: Node, src: "_Segment", dst: "_Segment", memo: dict) -> Node:
+    """`node` of segment `src` (made from scalars: `_movable`) rebuilt in segment `dst`."""
+    r = memo.get(id(node))
+    if r is None:
+        if node.op == "input":
+            from .tensor import Tensor
+            r = dst.capture(Tensor._wrap(src.values[node.params["index"]]))
+        else:
+            ins = tuple(_replay(i, src, dst, memo) for i in node.inputs)
+            r = dst.add(node.op, ins, node.params, node.type if node.type is not None
+                        else node.types, node.loc)
+        memo[id(node)] = r
+    return r
 
 
 def _device(x):
@@ -258,6 +300,8 @@ def record(name: str, operands: tuple, params: dict, t, loc, device=None):
     for x in operands:
         if x._lazy is not None and x._lazy_seg is seg:
             ins.append(x._lazy)
+        elif device is not None and x._lazy is not None and x._lazy_seg.device is None:
+            ins.append(_replay(x._lazy, x._lazy_seg, seg, {}))  # (device_of checked it)
         else:
             ins.append(seg.capture(x))
     node = seg.add(name, tuple(ins), params, t, loc)

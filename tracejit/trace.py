@@ -204,7 +204,7 @@ def _apply(name: str, operands: tuple, params: dict):
             if _lazy.eligible(name, op, device=True):
                 return _lazy.record(name, operands, params, t, _location(), dev)
             return _lazy.run_on_host(name, op, operands, params, t, dev)
-        if _lazy.eligible(name, op):
+        if _lazy.eligible(name, op) or _lazy.scalar_only(name, op, operands):
             try:
                 _lazy.precheck(name, operands)
             except (IndexError, ZeroDivisionError) as e:
