@@ -15,8 +15,17 @@ import functools
 import numpy as np
 import pytest
 from op_cases import INSTANCES, Instance
-from test_derivatives import (CHOSEN, RTOL_CPU, Problem, _max_abs, _or_zeros, _rng,
-                              _skip_reason, run, stage)
+from test_derivatives import (
+    CHOSEN,
+    RTOL_CPU,
+    Problem,
+    _max_abs,
+    _or_zeros,
+    _rng,
+    _skip_reason,
+    run,
+    stage,
+)
 from test_ops_conformance import _tensor, check_result
 
 import tracejit as tj

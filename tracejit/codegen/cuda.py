@@ -1,37 +1,32 @@
-"""CUDA C code generation: Kernel IR -> one CUDA C translation unit (text).
+"""CUDA C code generation: Kernel IR -> one CUDA C translation unit and its launches.
 
-Input: a `Schedule` (`schedule/kernel.py`). Output: CUDA C source (`render_schedule`: the text
-and the launches of each step) with one
-``TJ_KERNEL void <name>(T* __restrict__ b<out>, const T* __restrict__ b<in>, ...)``
-(``TJ_KERNEL`` is ``extern "C" __global__`` under nvcc) per kernel, named as the step (so a runtime finds each entry by the schedule's names). The
-source includes ``tj_cuda.h`` from ``kernels/cuda/`` (compile with ``-I kernels/cuda``;
-`HEADER_DIR` is that folder), which holds the helpers: NaN-propagating maximum/minimum,
-saturating float -> integer conversion, Python's floor division and remainder, float16 storage.
+Input: a `Schedule` (`schedule/kernel.py`). Output: `render_schedule(sched)`, a `CudaSource`:
+the text (one ``TJ_KERNEL void <name>(T* __restrict__ b<out>, ..., const T* __restrict__
+b<in>, ...)`` per kernel, ``TJ_KERNEL`` being ``extern "C" __global__`` under nvcc, each followed
+by ``TJ_EMU_ENTRY(<name>)``, the host emulation's entry point) and, per schedule step, its
+`Launch`es (or None: the runtime runs the step's numpy reference on the host). Every parameter
+is a pointer; extents are compile-time constants. The text includes ``tj_cuda.h`` from
+``kernels/cuda/`` (`HEADER_DIR`; compile with ``-I kernels/cuda``), whose helpers give the
+CPU backend's semantics: NaN-propagating maximum/minimum, saturating float -> integer
+conversion, Python's floor division and remainder, float16 storage.
 
-Rendering (first increment of issue 8):
+Each step type has its renderer:
 
-* elementwise kernels: a grid-stride loop over the flattened (row-major, contiguous) output
-  index; the domain indices come from it by div/mod with the extents, and each `Access`'s
-  element is ``offset + sum(strides[a] * i[a])``;
-* reductions: one thread per output element (grid-stride over the kept axes), looping over the
-  reduced axes with a register accumulator;
-* scalar operations: every primitive `codegen/lower.py` lowers, with the same semantics (ordered
-  comparisons except ``!=``, NaN-propagating maximum/minimum, ``round`` half to even with
-  ``rint``, ``rsqrt`` as ``1/sqrt`` since CUDA's ``rsqrtf`` is approximate, wrapping integer
-  arithmetic done in unsigned types so it is never undefined behaviour); float32 calls the
-  ``f``-suffixed math functions, float64 the plain ones;
+* elementwise `Kernel`s (here): a grid-stride loop over the flattened output index; the domain
+  indices come from it by div/mod with the extents, each `Access`'s element is ``offset +
+  sum(strides[a] * i[a])``;
+* reduction `Kernel`s and `RowKernel`s: `cuda_reduce.py` (warp shuffles and shared memory, row,
+  column and full reductions, two passes through scratch when outputs are few);
+* `Gemm`: `cuda_gemm.py` (tiled shared-memory product with register tiles and the fused
+  epilogue); `Extern`s: `cuda_extern.py` (scans, gathers, scatters with atomics, argmax, pad,
+  concatenate, integer ops, the Philox RNG), the rest on the host;
+* scalar operations (`render_op`, shared by all): every primitive `codegen/lower.py` lowers,
+  with the same semantics (ordered comparisons except ``!=``, NaN-propagating maximum/minimum,
+  ``round`` half to even with ``rint``, ``rsqrt`` as ``1/sqrt`` since CUDA's ``rsqrtf`` is
+  approximate, wrapping integer arithmetic done in unsigned types so it is never undefined
+  behaviour); float32 calls the ``f``-suffixed math functions, float64 the plain ones;
 * types: indices are ``long long``; bool is ``bool`` in registers and ``unsigned char`` (0/1) in
   memory, like the CPU backend; float16 is ``__half`` in memory and float32 in registers.
-
-TODO (issue 8, later increments) — not rendered yet:
-
-* `Gemm`, `RowKernel` and `Extern` steps (each becomes a ``/* ... not rendered yet */`` comment):
-  tiled shared-memory matmul with fused epilogue, softmax-style row kernels, scans, gathers and
-  scatters (atomics), the counter-based RNG;
-* fast reductions: warp shuffles and shared memory (row-, column-wise and full); a full reduction
-  is now one thread;
-* vectorized (aligned ``float4``) loads, launch configuration, the pycuda runtime, and the host
-  emulation shim that runs this code as C++.
 """
 
 from __future__ import annotations
@@ -44,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import dtypes as D
-from ..schedule.kernel import Access, Expr, Extern, Gemm, Kernel, RowKernel, Schedule
+from ..schedule.kernel import Access, Expr, Extern, Gemm, Kernel, RowKernel, Schedule, walk
 
 __all__ = ["schedule_to_cuda", "render_schedule", "kernel_to_cuda", "HEADER_DIR", "ctype",
            "storage_ctype", "Launch", "CudaStep", "CudaSource", "ExprWriter", "SCRATCH",
@@ -443,12 +438,78 @@ class _KernelWriter(ExprWriter):
         k = self.k
         dims = list(k.domain)
         n = int(np.prod(dims, dtype=np.int64))
-        self.emit(f"for (long long t = tj_thread_index(); t < {n}LL; t += tj_thread_stride()) {{",
-                  1)
+        self.work = n
+        plan = _vector_plan(self.sched, k)
+        start = "0LL"
+        if plan is not None:
+            self.vectorized(plan, dims, n)
+            start = f"{n // plan.width * plan.width}LL"
+            if n % plan.width == 0:
+                return
+            self.emit("// the tail: the elements after the last whole vector", 1)
+        first = "tj_thread_index()" if start == "0LL" else f"{start} + tj_thread_index()"
+        self.emit(f"for (long long t = {first}; t < {n}LL; t += tj_thread_stride()) {{", 1)
         idx = self.unflatten("t", list(range(len(dims))), dims, 2)
         v = self.expr(k.body, idx, 2)
         self.store(k.out, "t", v, 2)
         self.emit("}", 1)
+
+    def vectorized(self, plan: "_VectorPlan", dims: list[int], n: int):
+        """Each thread computes `plan.width` consecutive output elements: one 16-byte load per
+        contiguous access into a local array, one scalar load per broadcast access, the body
+        unrolled once per element (the same scalar code as the plain path), one 16-byte store
+        (`tj_ldv` / `tj_stv`, kernels/cuda/tj_cuda.h)."""
+        k, w = self.k, plan.width
+        self.work = -(-n // w)
+        axes = list(range(len(dims)))
+        self.emit(f"// vectorized: {w} elements per thread, 16-byte loads and stores", 1)
+        self.emit(f"for (long long t = tj_thread_index(); t < {n // w}LL; "
+                  "t += tj_thread_stride()) {", 1)
+        self.emit(f"const long long f = t * {w}LL;", 2)
+        indexed = {e.attrs[0] for e in walk(k.body) if e.kind == "index" and dims[e.attrs[0]] > 1}
+        # the indices of the vector's first element (constant over it outside the run)
+        idx = self.unflatten("f", axes, dims, 2) if plan.run or indexed else {}
+        vals = {}
+        for m, a in enumerate(plan.contiguous):
+            terms = [(idx.get(ax, "0LL"), s) for ax, s in enumerate(a.strides)] if plan.run \
+                else [("f", 1)]  # (contiguous over the whole domain)
+            st = storage_ctype(self.dtype_of(a.buffer))
+            self.emit(f"{st} a{m}[{w}];", 2)
+            self.emit(f"tj_ldv(a{m}, b{a.buffer} + ({_lin(terms, a.offset)}));", 2)
+            vals[a] = f"a{m}[j]"
+        for m, (a, dt) in enumerate(plan.broadcast.items()):
+            self.emit(f"const {ctype(dt)} s{m} = {ExprWriter.load(self, a, idx, dt)};", 2)
+            vals[a] = f"s{m}"
+        out_t = storage_ctype(self.dtype_of(k.out))
+        self.emit(f"{out_t} o[{w}];", 2)
+        self.emit("TJ_UNROLL", 2)
+        self.emit(f"for (int j = 0; j < {w}; ++j) {{", 2)
+        # element j's indices along the run's axes (only index expressions read them)
+        inner = [ax for ax in axes[plan.run:] if dims[ax] > 1]
+        if len(inner) == 1 and inner[0] in indexed:  # one axis: the first element's + j
+            idx[inner[0]] = f"({idx[inner[0]]} + j)"
+        elif len(inner) > 1:
+            strides = _row_major(dims)
+            for ax in sorted(indexed.intersection(inner)):
+                q = "(f + j)" if strides[ax] == 1 else f"((f + j) / {strides[ax]}LL)"
+                q = q if ax == inner[0] and plan.run == 0 else f"{q} % {dims[ax]}LL"
+                self.emit(f"const long long e{ax} = {q};", 3)
+                idx[ax] = f"e{ax}"
+        self.forget()
+        self._vals = vals
+        v = self.expr(k.body, idx, 3)
+        self._vals = None
+        self.emit(f"o[j] = {v};", 3)
+        self.emit("}", 2)
+        self.emit(f"tj_stv(b{k.out} + f, o);", 2)
+        self.emit("}", 1)
+        self.forget()
+
+    def load(self, a: Access, idx: dict[int, str], dtype: D.DType) -> str:
+        vals = getattr(self, "_vals", None)
+        if vals is not None and a in vals:
+            return vals[a]
+        return super().load(a, idx, dtype)
 
     def reduction(self):
         k = self.k
@@ -477,6 +538,68 @@ class _KernelWriter(ExprWriter):
         self.emit("}", 1)
 
 
+@dataclass
+class _VectorPlan:
+    """How an elementwise kernel is vectorized: `width` elements per thread; the domain axes
+    from `run` on form runs of consecutive output elements over which every load is either
+    contiguous (`contiguous`: read with 16-byte loads) or constant (`broadcast`: its dtype)."""
+
+    width: int
+    run: int
+    contiguous: list[Access]
+    broadcast: dict[Access, D.DType]
+
+
+def _suffix(a: Access, dims: list[int], zero: bool) -> int:
+    """The first axis of the longest suffix of the domain over which `a` reads consecutive
+    elements in row-major order (or, with `zero`, one element): axes of extent 1 always fit."""
+    expect = 1
+    for ax in range(len(dims) - 1, -1, -1):
+        if dims[ax] == 1:
+            continue
+        if a.strides[ax] != (0 if zero else expect):
+            return ax + 1
+        expect *= dims[ax]
+    return 0
+
+
+def _vector_plan(sched: Schedule, k: Kernel) -> _VectorPlan | None:
+    """The vectorization of elementwise kernel `k`, or None when it stays scalar: the output and
+    every contiguous load must be 4- or 8-byte (not bool) elements of one size, V = 16 / size
+    per thread; the V elements of a vector lie in one run (the run's length is a multiple of V,
+    or the run is the whole domain: then a scalar tail takes the last ``n % V`` elements); a
+    contiguous load's first element of each vector sits at a multiple of V (its offset and
+    strides outside the run are multiples of V: buffers are 16-byte aligned)."""
+    out_dt = sched.buffers[k.out].dtype
+    if out_dt.is_bool or out_dt.itemsize not in (4, 8) or k.out in k.inputs:
+        return None
+    w = 16 // out_dt.itemsize
+    dims = list(k.domain)
+    n = int(np.prod(dims, dtype=np.int64))
+    if n < w:
+        return None
+    loads = {}
+    for e in walk(k.body):
+        if e.kind == "load":
+            if loads.setdefault(e.attrs, e.dtype) != e.dtype:
+                return None
+    splits = {a: (_suffix(a, dims, False), _suffix(a, dims, True)) for a in loads}
+    run = max([min(c, z) for c, z in splits.values()], default=0)
+    if run > 0 and int(np.prod(dims[run:], dtype=np.int64)) % w:
+        return None
+    contiguous, broadcast = [], {}
+    for a, dt in loads.items():
+        if run >= splits[a][1]:
+            broadcast[a] = dt
+            continue
+        if sched.buffers[a.buffer].dtype != dt or dt.is_bool or dt.itemsize != out_dt.itemsize:
+            return None
+        if a.offset % w or any(a.strides[ax] % w for ax in range(run) if dims[ax] > 1):
+            return None
+        contiguous.append(a)
+    return _VectorPlan(w, run, contiguous, broadcast)
+
+
 def kernel_to_cuda(sched: Schedule, k: Kernel) -> str:
     """One `Kernel` step as a ``__global__`` function named ``k.name`` (the simple rendering:
     grid-stride over the output elements, a reduction's thread looping over its axes)."""
@@ -486,8 +609,11 @@ def kernel_to_cuda(sched: Schedule, k: Kernel) -> str:
 def _kernel_step(sched: Schedule, k: Kernel) -> tuple[str, CudaStep]:
     n_out = int(np.prod([d for a, d in enumerate(k.domain) if a not in k.reduce_axes],
                         dtype=np.int64))
-    return kernel_to_cuda(sched, k), CudaStep([Launch(k.name, param_buffers([k.out], k.inputs),
-                                                      ELEMENTWISE_BLOCK, 0, n_out)])
+    w = _KernelWriter(sched, k)
+    text = w.render()
+    work = getattr(w, "work", n_out)  # a vectorized kernel: its number of vectors
+    return text, CudaStep([Launch(k.name, param_buffers([k.out], k.inputs),
+                                  ELEMENTWISE_BLOCK, 0, work)])
 
 
 def _step_label(i: int, st) -> tuple[str, str]:
