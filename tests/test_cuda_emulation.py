@@ -383,7 +383,9 @@ def test_host_steps_are_listed(emulated):
 def test_no_gpu_errors_say_what_is_missing():
     if tj.cuda.is_available():
         pytest.skip("a CUDA device is usable here")
-    for call in (lambda: tj.compile(lambda x: x, device="cuda"), lambda: tj.ones(2).cuda(),
+    f = tj.compile(lambda x: x * 2, device="cuda")
+    assert "TJ_KERNEL" in f.lower(np.ones(3, np.float32)).as_text("cuda")  # (no device needed)
+    for call in (lambda: f(np.ones(3, np.float32)), lambda: tj.ones(2).cuda(),
                  lambda: tj.zeros(2, device="cuda"), lambda: tj.nn.Linear(2, 2).cuda()):
         with pytest.raises(RuntimeError, match="CUDA is not available: .*docs/gpu.md"):
             call()

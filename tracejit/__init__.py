@@ -37,6 +37,7 @@ from .dtypes import (
 from .errors import CheckError, ConcretizationError, GraphFormatError, SourceLoc, TraceError
 from .generator import *  # noqa: F401,F403
 from .generator import Generator
+from .interop import from_dlpack
 from .ir import Graph, Node, TensorType
 from .jit import CompiledFunction, Lowered, compile, make_graph
 from .ops import *  # noqa: F401,F403

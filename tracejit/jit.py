@@ -581,9 +581,6 @@ def compile(fn: Callable | None = None, *, device: str | None = None, static_arg
         for v in nums + donate:
             if not isinstance(v, int):
                 raise TypeError(f"compile: argnums must be ints, got {v!r}")
-        if d.type == "cuda":  # (checked now: a clear error at the decorator's line)
-            from . import cuda
-            cuda.driver(d)
         return CompiledFunction(f, str(d) if d.type == "cuda" else d.type, nums, names, donate)
     return wrap if fn is None else wrap(fn)
 

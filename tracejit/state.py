@@ -242,10 +242,19 @@ def _store(t: Tensor, new: np.ndarray) -> None:
     current one (no numpy array, view or alias Tensor can observe the difference), else by
     copying into it."""
     old = t._val
-    if old is not None and sys.getrefcount(old) <= 3 and old.base is None and \
-            old.dtype == new.dtype and old.shape == new.shape and new.flags.writeable:
+    if type(old) is not np.ndarray and old is not None:  # on a CUDA device
+        if sys.getrefcount(old) <= 3 and type(new) is type(old) and old.driver is new.driver \
+                and old.dtype == new.dtype and old.shape == new.shape:
+            t._val = new
+        else:
+            from .devices import to_device_array
+            src = to_device_array(new, t.device)
+            old.driver.dtod(old.ptr, src.ptr, old.nbytes)
+    elif old is not None and sys.getrefcount(old) <= 3 and old.base is None and \
+            type(new) is np.ndarray and old.dtype == new.dtype and old.shape == new.shape \
+            and new.flags.writeable:
         # (3: `old`, the attribute, getrefcount's argument)
         t._val = new
     else:
-        np.copyto(t._value, new)
+        np.copyto(t._value, np.asarray(new))
     t._bump_version()

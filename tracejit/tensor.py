@@ -352,6 +352,26 @@ class Tensor:
             return v.astype(dtype)
         return np.array(v, copy=True) if copy else v
 
+    # -- zero-copy interop: DLPack and __cuda_array_interface__ (interop.py) -------------------
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """A DLPack capsule sharing this Tensor's memory (``np.from_dlpack(t)``,
+        ``torch.from_dlpack(t)``). A tensor on the host emulation of CUDA shares its memory
+        with ``tj.from_dlpack`` only (others get a host copy): see `tracejit.interop`."""
+        from .interop import to_dlpack
+        return to_dlpack(self, stream=stream, max_version=max_version, dl_device=dl_device,
+                         copy=copy)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        from .interop import dlpack_device
+        return dlpack_device(self)
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        """Version 3 of the CUDA array interface (CuPy, Numba, PyTorch) for a tensor on a GPU;
+        an AttributeError elsewhere (CPU, the host emulation), so ``hasattr`` is False."""
+        from .interop import cuda_array_interface
+        return cuda_array_interface(self)
+
     def item(self):
         v = self._concrete("Tensor.item()")
         if v.size != 1:

@@ -13,8 +13,13 @@
 #else
 #include <cuda_fp16.h>
 #include <stdint.h>
-// a kernel: C linkage, so a runtime finds it by its name
+// a kernel: C linkage, so a runtime finds it by its name (C++ linkage under TJ_BATCH: several
+// modules compiled as one translation unit, each in its own namespace, as the tests do)
+#ifdef TJ_BATCH
+#define TJ_KERNEL __global__
+#else
 #define TJ_KERNEL extern "C" __global__
+#endif
 // `count` elements of T in the block's shared memory, at `byte_offset` of the block's shared
 // bytes (the emulation lays them out by it; the offsets of one kernel's arrays must not overlap)
 #define TJ_SHARED(T, name, count, byte_offset) __shared__ __align__(16) T name[count]
@@ -121,3 +126,59 @@ TJ_DEV double tj_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 // -- launch geometry ----------------------------------------------------------------------------
 TJ_DEV long long tj_thread_index() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
 TJ_DEV long long tj_thread_stride() { return (long long)blockDim.x * gridDim.x; }
+
+// -- 16-byte vector loads and stores (vectorized elementwise kernels) ---------------------------
+// tj_ldv(d, p): d[0..V) = p[0..V) as one 16-byte load (V = 16 / sizeof(T): float4, double2,
+// int4, longlong2; through the read-only cache, ld.global.nc.v4.f32 for float);
+// tj_stv(p, s): p[0..V) = s[0..V) as one 16-byte store. `p` must be 16-byte aligned: the code
+// generator vectorizes only accesses whose first element is at a multiple of V elements from a
+// buffer's start, and buffers are at least 64-byte aligned (256 on a GPU). A misaligned access
+// faults on a GPU; the emulation checks and aborts with a message instead of passing by luck.
+#ifdef TJ_EMULATE
+#define TJ_VEC_CHECK(p)                                                                     \
+  do {                                                                                      \
+    if ((uintptr_t)(p) % 16) {                                                              \
+      fprintf(stderr, "tj_cuda.h: misaligned 16-byte vector access at %p\n", (const void*)(p)); \
+      abort();                                                                              \
+    }                                                                                       \
+  } while (0)
+#else
+#define TJ_VEC_CHECK(p) ((void)0)
+#endif
+#define TJ_VEC4(T, VT)                                                                      \
+  TJ_DEV void tj_ldv(T* d, const T* p) {                                                    \
+    TJ_VEC_CHECK(p);                                                                        \
+    const VT v = __ldg(reinterpret_cast<const VT*>(p));                                     \
+    d[0] = v.x; d[1] = v.y; d[2] = v.z; d[3] = v.w;                                         \
+  }                                                                                         \
+  TJ_DEV void tj_stv(T* p, const T* s) {                                                    \
+    TJ_VEC_CHECK(p);                                                                        \
+    VT v; v.x = s[0]; v.y = s[1]; v.z = s[2]; v.w = s[3];                                   \
+    *reinterpret_cast<VT*>(p) = v;                                                          \
+  }
+#define TJ_VEC2(T, VT)                                                                      \
+  TJ_DEV void tj_ldv(T* d, const T* p) {                                                    \
+    TJ_VEC_CHECK(p);                                                                        \
+    const VT v = __ldg(reinterpret_cast<const VT*>(p));                                     \
+    d[0] = (T)v.x; d[1] = (T)v.y;                                                           \
+  }                                                                                         \
+  TJ_DEV void tj_stv(T* p, const T* s) {                                                    \
+    TJ_VEC_CHECK(p);                                                                        \
+    VT v; v.x = s[0]; v.y = s[1];                                                           \
+    *reinterpret_cast<VT*>(p) = v;                                                          \
+  }
+TJ_VEC4(float, float4)
+TJ_VEC4(int32_t, int4)
+TJ_VEC2(double, double2)
+TJ_VEC2(int64_t, longlong2)
+#undef TJ_VEC4
+#undef TJ_VEC2
+
+// Full unrolling of a loop with a compile-time trip count (as tj_gemm.h, identical definition)
+#ifndef TJ_UNROLL
+#ifdef TJ_EMULATE
+#define TJ_UNROLL
+#else
+#define TJ_UNROLL _Pragma("unroll")
+#endif
+#endif

@@ -297,3 +297,9 @@ template <typename T> static inline T atomicCAS(T* p, T cmp, T v) {
   if (o == cmp) *p = v;
   return o;
 }
+
+// -- CUDA's 16-byte vector types (the vector loads and stores of tj_cuda.h: tj_ldv, tj_stv) ----
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(16) double2 { double x, y; };
+struct alignas(16) int4 { int x, y, z, w; };
+struct alignas(16) longlong2 { long long x, y; };

@@ -6,8 +6,11 @@ or `DeviceArray`s, returning `DeviceArray`s that stay on the device until read (
 ``np.asarray``).
 
 * Code: `codegen/cuda.py` renders the schedule (`render_schedule`); the driver compiles it once
-  per source text (pycuda's `SourceModule` with nvcc, cached in memory here and on disk by
-  pycuda; the emulation caches its libraries the same way).
+  per source text (pycuda's `SourceModule` with nvcc, cached in memory here, and on disk by
+  pycuda under the disk cache's ``cuda/`` folder; the emulation caches its libraries beside).
+* Bad input a kernel detects (a gather index out of bounds, an integer division by zero) sets
+  its step's flag; the flags are read once per call, after every launch is queued, and a set
+  one reruns that step's numpy reference on the host to raise the CPU backend's error.
 * Launches: each step's `Launch`es in order on the device's default stream; a grid-stride
   launch (``grid == 0``) gets ``ceil(work / block)`` blocks, at most 32 per multiprocessor.
 * Memory: a caching allocator per device (`Pool`): freed blocks are kept by size class and
@@ -15,11 +18,13 @@ or `DeviceArray`s, returning `DeviceArray`s that stay on the device until read (
   (``tj.cuda.memory_allocated()``, ``memory_reserved()``, ``empty_cache()``).
 * Steps the CUDA code generator does not render (control flow, debug effects, sorting, ...)
   run on the host: their operands are copied to the host, their numpy reference runs, the
-  results are copied back (`CudaSource.steps` says which; ``Program.host_steps`` lists them).
+  results are copied back (`CudaSource.steps` says which; ``CUDAProgram.host_steps`` lists
+  them).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 
@@ -220,9 +225,15 @@ class PyCudaDriver:
                 from pycuda.compiler import SourceModule
 
                 from ..codegen.cuda import HEADER_DIR
+                from . import diskcache
                 major, minor = self.compute_capability
+                d = diskcache.directory()  # (pycuda keys its cubins by source and options)
+                cache = os.path.join(d, "cuda") if d else None
+                if cache:
+                    os.makedirs(cache, mode=0o700, exist_ok=True)
                 m = SourceModule(text, no_extern_c=True, include_dirs=[HEADER_DIR],
-                                 arch=f"sm_{major}{minor}", options=["-std=c++17"])
+                                 arch=f"sm_{major}{minor}", options=["-std=c++17"],
+                                 cache_dir=cache)
                 self._modules[text] = m
             return m
 
@@ -327,6 +338,7 @@ class CUDAProgram:
             env[b] = to_device(a, drv, want)
         for b, v in self.consts.items():
             env[b] = v
+        flagged = []  # steps whose kernels report bad input (gather bounds, division by 0)
         for st, cst in zip(s.steps, self.source.steps):
             if cst is None:
                 self._host(st, env)
@@ -345,10 +357,12 @@ class CUDAProgram:
                 ptrs = [scratch.ptr if p == SCRATCH else env[p].ptr for p in ln.params]
                 drv.launch(self.module, ln.name, self._grid(ln), ln.block, ptrs)
             if cst.error_flag:
-                flag = np.zeros(1, np.int32)
-                drv.dtoh(flag, scratch.ptr)
-                if flag[0]:  # bad input: the reference raises the CPU backend's error
-                    self._host(st, env)
+                flagged.append((st, scratch))
+        for st, scratch in flagged:  # read once the call's work is queued: one sync per call
+            flag = np.zeros(1, np.int32)
+            drv.dtoh(flag, scratch.ptr)
+            if flag[0]:  # bad input: the reference raises the CPU backend's error
+                self._host(st, env)
         out, seen = [], set()
         for b in s.outputs:
             v = env[b]

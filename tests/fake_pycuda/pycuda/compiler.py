@@ -40,6 +40,8 @@ class SourceModule:
             raise ValueError("the kernels/cuda headers are not on the include path")
         if arch is not None and not arch.startswith("sm_"):
             raise ValueError(f"bad arch {arch!r}")
+        if cache_dir is not None and not os.path.isdir(cache_dir):
+            raise ValueError(f"cache_dir {cache_dir!r} is not a directory")
         self._mod = cuda_emu.module(source)
         driver._count("SourceModule")
 
