@@ -3,7 +3,9 @@ and compiles with nvcc to PTX for sm_80 and sm_90 (skipped where nvcc is not on 
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -154,3 +156,50 @@ def test_semantics_in_text():
     man = schedule_to_cuda(_manual_divmod())
     assert "tj_floordiv_s<int32_t, uint32_t>" in man and "tj_rem_u<uint8_t>" in man
     assert os.path.exists(os.path.join(HEADER_DIR, "tj_cuda.h"))
+
+
+# -- every kernel of the op conformance table -----------------------------------------------
+_INCLUDE = re.compile(r'^\s*#include\s+"[^"]+"\s*$', re.M)
+_ENTRY = re.compile(r"TJ_EMU_ENTRY\((\w+)\)")
+
+
+@functools.cache
+def _table_sources() -> list[str]:
+    """The distinct CUDA C modules of every compiled case of tests/op_cases.py."""
+    from op_cases import INSTANCES
+
+    from tracejit.codegen.cuda import render_schedule
+    from tracejit.passes.pipeline import optimize
+    texts = []
+    for inst in INSTANCES:
+        if inst.case.eager_only:
+            continue
+        args = [tj.from_numpy(a) if isinstance(a, np.ndarray) else a for a in inst.args()]
+        g = tj.make_graph(inst.case.fn)(*args)
+        texts.append(render_schedule(schedule(optimize(g))).text)
+    return list(dict.fromkeys(texts))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_conformance_table_compiles_with_nvcc(arch):
+    """Every kernel the whole op conformance table produces compiles with nvcc to PTX: the
+    modules in batches, each in its own namespace (``TJ_BATCH``: C++ linkage), every kernel's
+    entry found in the PTX under its module's namespace."""
+    if NVCC is None:
+        pytest.skip("nvcc is not on PATH: the CUDA C is only checked where the toolkit exists")
+    srcs = _table_sources()
+    assert len(srcs) > 1000
+    step = 500
+    for lo in range(0, len(srcs), step):
+        chunk = srcs[lo:lo + step]
+        includes = sorted({m.group(0).strip() for t in chunk for m in _INCLUDE.finditer(t)})
+        parts = ["#define TJ_BATCH", '#include "tj_cuda.h"', *includes]
+        for i, t in enumerate(chunk):
+            parts += [f"namespace tj_m{lo + i} {{", _INCLUDE.sub("", t), "}"]
+        rc, err, ptx = _nvcc("\n".join(parts), arch)
+        assert rc == 0, f"nvcc -arch={arch} failed on modules {lo}..:\n{err[-3000:]}"
+        for i, t in enumerate(chunk):
+            ns = f"tj_m{lo + i}"
+            for name in _ENTRY.findall(t):
+                assert f".entry _ZN{len(ns)}{ns}{len(name)}{name}E" in ptx, \
+                    f"{name} of module {lo + i} missing from the PTX:\n{t}"
