@@ -389,3 +389,17 @@ def test_no_gpu_errors_say_what_is_missing():
                  lambda: tj.zeros(2, device="cuda"), lambda: tj.nn.Linear(2, 2).cuda()):
         with pytest.raises(RuntimeError, match="CUDA is not available: .*docs/gpu.md"):
             call()
+
+
+def test_device_indices(emulated):
+    assert tj.cuda.device_count() == 1 and tj.cuda.current_device() == 0
+    with pytest.raises(RuntimeError, match="CUDA device 1 does not exist: 1 device"):
+        tj.zeros(2, device="cuda:1")
+    with pytest.raises(RuntimeError, match="CUDA device 1 does not exist"):
+        tj.cuda.set_device(1)
+    t = tj.ones(2, device=tj.device("cuda", 0))
+    assert t.device == tj.device("cuda:0") and t.device.index == 0
+    net = tj.nn.Linear(2, 2).to(t)  # to(tensor): its dtype and device
+    assert net.weight.device == t.device and net(t).device == t.device
+    assert tj.cuda.get_device_properties(0).multi_processor_count >= 1
+    tj.cuda.synchronize()

@@ -639,6 +639,11 @@ def _renderers() -> list:
     except ImportError:
         pass
     try:
+        from .cuda_sparse import render_sparse
+        out.append((Extern, render_sparse))
+    except ImportError:
+        pass
+    try:
         from .cuda_extern import render_extern
         out.append((Extern, render_extern))
     except ImportError:

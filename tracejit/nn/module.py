@@ -419,7 +419,7 @@ class Module:
             if isinstance(a, D.DType) or (isinstance(a, str) and a in D._BY_NAME):
                 dtype = a
             elif isinstance(a, Tensor):
-                dtype = a.dtype
+                dtype, device = a.dtype, a.device
             else:
                 device = a
         if device is not None:
