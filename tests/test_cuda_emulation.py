@@ -403,3 +403,18 @@ def test_device_indices(emulated):
     assert net.weight.device == t.device and net(t).device == t.device
     assert tj.cuda.get_device_properties(0).multi_processor_count >= 1
     tj.cuda.synchronize()
+
+
+def test_copies_and_pickles_stay_on_the_device(emulated):
+    import copy
+    import pickle
+    m = tj.nn.Linear(3, 2).cuda()
+    for m2 in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        assert m2.weight.device == tj.device("cuda:0") and m2.weight.requires_grad
+        np.testing.assert_array_equal(m2.weight.detach().numpy(), m.weight.detach().numpy())
+    t = tj.randn(3, device="cuda")
+    u = pickle.loads(pickle.dumps(t))
+    assert u.device == t.device and np.array_equal(u.numpy(), t.numpy())
+    x = tj.randn(4, 4, device="cuda")
+    x[0, 0] = 5.0  # an in-place write into device memory
+    assert x[0, 0].item() == 5.0 and x.device == tj.device("cuda:0")

@@ -50,18 +50,24 @@ class Parameter(Tensor):
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
-        out = type(self)(np.array(self.numpy(), copy=True), self.requires_grad)
+        out = type(self)(self.detach().clone(), self.requires_grad)  # (on this device)
         if self.grad is not None:
             out.grad = copy.deepcopy(self.grad, memo)
         memo[id(self)] = out
         return out
 
     def __reduce_ex__(self, protocol):
-        return (_rebuild_parameter, (np.array(self.numpy(), copy=True), self.requires_grad))
+        dev = None if self.device.type == "cpu" else str(self.device)
+        return (_rebuild_parameter, (np.array(self.numpy(), copy=True), self.requires_grad, dev))
 
 
-def _rebuild_parameter(data, requires_grad):
-    return Parameter(data, requires_grad)
+def _rebuild_parameter(data, requires_grad, device=None):
+    p = Parameter(data, requires_grad)
+    if device is not None:
+        from ..devices import to_device_array
+        from ..tensor import _check_device
+        p._val = to_device_array(p._val, _check_device(device))
+    return p
 
 
 class Buffer(Tensor):
