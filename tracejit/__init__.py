@@ -8,7 +8,7 @@
 0.0
 """
 
-from . import autograd, cuda, debug, nn, optim, random, testing, tree
+from . import autograd, cuda, debug, nn, optim, profiler, random, testing, tree, utils
 from . import ops as _ops  # noqa: F401  (binds Tensor methods)
 from .autodiff.api import grad, value_and_grad
 from .autodiff.functional import hessian, hvp, jacobian, jvp, vhp, vjp
@@ -42,6 +42,14 @@ from .ir import Graph, Node, TensorType
 from .jit import CompiledFunction, Lowered, compile, make_graph
 from .ops import *  # noqa: F401,F403
 from .runtime.debugcheck import DebugCheckError
+from .sparse import (  # noqa: F401  (also binds tj.sparse, the sub-package: SPEC §6)
+    layout,
+    sparse_coo,
+    sparse_coo_tensor,
+    sparse_csr,
+    sparse_csr_tensor,
+    strided,
+)
 from .tensor import Tensor, asarray, device, from_numpy, tensor
 from .vmap import vmap
 

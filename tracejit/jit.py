@@ -25,6 +25,7 @@ from .captures import GONE, find_places
 from .config import config as _config
 from .errors import user_error
 from .ir.graph import Graph, TensorType
+from .profiler import events as _prof
 from .state import StateBuilder
 from .tensor import Tensor, _list_to_numpy
 from .tensor import device as Device
@@ -220,15 +221,17 @@ class Lowered:
 def _backend_runner(graph: Graph, device: str) -> Callable:
     from .passes.pipeline import optimize
     from .runtime.interpreter import run_graph
-    g = optimize(graph)
-    if device.startswith("cuda"):
-        from . import cuda
-        from .runtime.cuda import CUDAProgram
-        return CUDAProgram(g, cuda.driver(device))
-    if device == "interpreter":
-        return functools.partial(run_graph, g)
-    from .runtime.cpu import CPUProgram
-    return CPUProgram(g)
+    with _prof.phase("passes"):
+        g = optimize(graph)
+    with _prof.phase(f"codegen: {device}"):  # scheduling, code generation, LLVM (profiling)
+        if device.startswith("cuda"):
+            from . import cuda
+            from .runtime.cuda import CUDAProgram
+            return CUDAProgram(g, cuda.driver(device))
+        if device == "interpreter":
+            return functools.partial(run_graph, g)
+        from .runtime.cpu import CPUProgram
+        return CPUProgram(g)
 
 
 def _checked(runner: Callable, device: str) -> Callable:
@@ -384,6 +387,8 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         if current_builder() is not None:  # called while tracing: inline
             return self.fn(*args, **kwargs)
+        if _prof.ON and _prof.outer_call(self):  # profiling: this call timed, as an event
+            return _prof.compiled_call(self, args, kwargs)
         if self._cfg != _config.version:  # tj.config changed: choose the runners again
             self._rechoose()
         if not kwargs and self._fast_ok:
@@ -421,11 +426,14 @@ class CompiledFunction:
                 self._hits += 1  # compiled by the thread we waited for
                 return entry
             self._misses += 1
-            graph, out_tree, captured, writes = self._trace(call)
-            _check_output_sizes(graph)
-            if any(c._is_tracer for c in captured):
-                raise AssertionError("top-level captures must be realized tensors")
-            base = _backend_runner(graph, self.device)
+            with _prof.phase(f"compile: {self._fname}", "compile", device=self.device,
+                             signature=_describe(call) if _prof.ON else ""):
+                with _prof.phase("trace"):
+                    graph, out_tree, captured, writes = self._trace(call)
+                _check_output_sizes(graph)
+                if any(c._is_tracer for c in captured):
+                    raise AssertionError("top-level captures must be realized tensors")
+                base = _backend_runner(graph, self.device)
             entry = _Entry(graph, out_tree, captured, find_places(self.fn, captured),
                            _checked(base, self.device), _describe(call), base, writes)
             self._cache[call.key] = entry

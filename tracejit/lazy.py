@@ -40,6 +40,7 @@ import numpy as np
 from . import dtypes as D
 from .errors import user_error
 from .ir.graph import Graph, Node, TensorType, freeze_params
+from .profiler import events as _prof
 
 __all__ = ["record", "alias", "realize_pending", "eligible", "stats", "clear_cache",
            "device_of", "run_on_host", "on_device", "default_device"]
@@ -380,12 +381,14 @@ def _run(seg: _Segment) -> None:
         entry.seen += 1
         runner = entry.runner
     graph = None
+    t0 = _prof.clock() if _prof.ON else 0  # (profiling: this realization is an event)
     if runner is None and (seg.device is not None or entry.seen >= HOT or
                            entry.seen >= COMPILE_AFTER and seg.work >= SMALL_WORK):
         from .jit import _backend_runner
         graph = Graph(seg.inputs, outs, "eager")
         runner = entry.runner = _backend_runner(graph, str(seg.device or "cpu"))
         _stats["compiles"] += 1
+    t1 = _prof.clock() if t0 else 0
     _stats["realizations"] += 1
     if runner is None:
         from .runtime.interpreter import run_graph
@@ -394,6 +397,8 @@ def _run(seg: _Segment) -> None:
     else:
         results = runner(list(seg.values))
         _stats["compiled_runs"] += 1
+    if t0:
+        _prof.eager(seg, outs, t0, t1, runner is None, graph is not None)
     for t, i in targets:  # Tensors of one node are aliases (detach()): one buffer
         t._val = results[i]
         t._lazy = t._lazy_seg = None

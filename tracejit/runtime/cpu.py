@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import CheckError, located_check, user_error
 from ..ir.graph import Graph
 from ..primitives import PRIMITIVES
+from ..profiler import events as _prof
 from ..schedule.fusion import schedule
 from ..schedule.kernel import Gemm, Kernel, RowKernel, step_outputs
 from . import diskcache
@@ -425,7 +426,7 @@ class CPUProgram:
         return self.native.llvm_ir_unoptimized
 
     def __call__(self, args: list) -> list[np.ndarray]:
-        if self._entry is not None:
+        if self._entry is not None and not _prof.ON:  # (profiling: step by step, each timed)
             out = self._call_entry(args)
             if out is not None:
                 return out
@@ -455,7 +456,10 @@ class CPUProgram:
 
     def _run(self, args, env, arena, base, offsets, bufs, threads):
         s = self.schedule
+        prof = _prof.ON
         for kind, st, fn, par in self.steps:
+            if prof:
+                t0 = _prof.clock()
             if kind == "k":
                 ptrs = []
                 for b in step_outputs(st):
@@ -479,15 +483,17 @@ class CPUProgram:
                     chunk = max(1, -(-n // (threads * (1 if isinstance(st, Gemm) else 4))))
                     state = (ctypes.c_int64 * 2)()
                     addr = ctypes.addressof(state)
+                    share = _prof.worker(_share, st) if prof else _share
                     for _ in range(threads - 1):
-                        _executor().submit(_share, par, ptrs, addr, n, chunk,
+                        _executor().submit(share, par, ptrs, addr, n, chunk,
                                            (state, self.native))
                     par(*ptrs, addr, n, chunk, 1)  # returns when every chunk is finished
                 elif par and threads > 1:
                     n = st.outer_extent
                     cuts = [n * t // threads for t in range(threads + 1)]
                     # the calling thread takes the first share itself: one hand-off fewer
-                    futs = [_executor().submit(fn, *ptrs, cuts[t], cuts[t + 1])
+                    run = _prof.worker(fn, st) if prof else fn
+                    futs = [_executor().submit(run, *ptrs, cuts[t], cuts[t + 1])
                             for t in range(1, threads) if cuts[t] < cuts[t + 1]]
                     try:
                         fn(*ptrs, cuts[0], cuts[1])
@@ -514,6 +520,8 @@ class CPUProgram:
                     if not r.flags.c_contiguous or np.may_share_memory(r, arena):
                         r = np.array(r, order="C")  # a view of a temporary: its own memory
                     env[b] = r
+            if prof:
+                _prof.cpu_step(st, t0, threads if par else 1)
         results = []
         for b in s.outputs:
             v = env[b]

@@ -34,6 +34,7 @@ from ..codegen.cuda import SCRATCH, render_schedule
 from ..errors import CheckError, located_check, user_error
 from ..ir.graph import Graph
 from ..primitives import PRIMITIVES
+from ..profiler import events as _prof
 from ..schedule.fusion import schedule
 from ..schedule.kernel import Extern, Gemm, step_outputs
 
@@ -339,9 +340,13 @@ class CUDAProgram:
         for b, v in self.consts.items():
             env[b] = v
         flagged = []  # steps whose kernels report bad input (gather bounds, division by 0)
+        prof = _prof.ON  # profiling: each launch timed, with a synchronize before and after
         for st, cst in zip(s.steps, self.source.steps):
             if cst is None:
-                self._host(st, env)
+                if prof:
+                    _prof.cuda_host(self._host, st, env)
+                else:
+                    self._host(st, env)
                 continue
             outs = list(step_outputs(st))
             if isinstance(st, Gemm) and st.raw is not None:
@@ -355,7 +360,10 @@ class CUDAProgram:
                 if ln.grid == 0 and ln.work == 0:
                     continue  # nothing to compute (zero-size)
                 ptrs = [scratch.ptr if p == SCRATCH else env[p].ptr for p in ln.params]
-                drv.launch(self.module, ln.name, self._grid(ln), ln.block, ptrs)
+                if prof:
+                    _prof.cuda_launch(drv, self.module, ln, self._grid(ln), ptrs, st)
+                else:
+                    drv.launch(self.module, ln.name, self._grid(ln), ln.block, ptrs)
             if cst.error_flag:
                 flagged.append((st, scratch))
         for st, scratch in flagged:  # read once the call's work is queued: one sync per call
