@@ -1,8 +1,8 @@
 """Train a small CNN on handwritten digits, PyTorch-style, with the whole step compiled.
 
-This is the PyTorch tutorial loop you already know — a `Module`, a loss, an optimizer,
-`loss.backward()`, `opt.step()` — with one extra line: `@tj.compile` on the training step.
-The data are scikit-learn's bundled 8x8 digits (1797 images, no download).
+This is the PyTorch tutorial loop you already know — a `DataLoader`, a `Module`, a loss,
+an optimizer, `loss.backward()`, `opt.step()` — with one extra line: `@tj.compile` on the
+training step. The data are scikit-learn's bundled 8x8 digits (1797 images, no download).
 
 Run:
     pip install tracejit[examples]     # scikit-learn, tqdm, matplotlib
@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 import tracejit as tj
 import tracejit.nn as nn
+from tracejit.utils.data import DataLoader, TensorDataset
 
 
 def load_data(seed: int):
@@ -105,8 +106,13 @@ def main(argv=None):
         logits = model(tj.from_numpy(x))
         return float((logits.argmax(dim=1).numpy() == y).mean())
 
-    shuffle = np.random.default_rng(args.seed)
-    n_batches = len(x_train) // args.batch_size  # drop the last partial batch: one signature
+    # PyTorch's data pipeline: a dataset of (image, label) pairs, batched and reshuffled every
+    # epoch. drop_last keeps every batch the same shape, so the compiled step is traced once;
+    # the generator makes the order depend on --seed only.
+    train_set = TensorDataset(tj.from_numpy(x_train), tj.from_numpy(y_train))
+    loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True,
+                        generator=tj.Generator().manual_seed(args.seed))
+    n_batches = len(loader)
     history = {"loss": [], "acc": []}
     start = time.perf_counter()
     first_step = None
@@ -114,11 +120,9 @@ def main(argv=None):
                   disable=args.no_progress)
     for epoch in epochs:
         model.train()
-        order = shuffle.permutation(len(x_train))
         total = 0.0
-        for i in range(n_batches):
-            idx = order[i * args.batch_size:(i + 1) * args.batch_size]
-            loss = step(tj.from_numpy(x_train[idx]), tj.from_numpy(y_train[idx]))
+        for x, y in loader:
+            loss = step(x, y)
             total += loss.item()
             if first_step is None:  # compiled: most of it is tracing and compiling, once
                 first_step = time.perf_counter() - start
