@@ -9,6 +9,7 @@ counters from the generator and turns the bits into values with the transforms o
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
@@ -101,12 +102,14 @@ class Generator:
             step = Tensor._wrap(np.array([0, blocks], dtype=np.int64))
             store(self._state, E.add(k, step), what)
             return k
-        k = Tensor._wrap(self._state._value.copy())
-        self._state._value[1] += blocks
-        self._state._bump_version()
+        with _draw_lock:  # (DataLoader workers are threads: two draws never share numbers)
+            k = Tensor._wrap(self._state._value.copy())
+            self._state._value[1] += blocks
+            self._state._bump_version()
         return k
 
 
+_draw_lock = threading.Lock()
 default_generator = Generator()
 
 
