@@ -65,11 +65,14 @@ def main(argv=None):
     parser.add_argument("--plot", default="digits_training.png",
                         help="where to save the loss/accuracy curves (PNG)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, or cuda (a GPU; TRACEJIT_CUDA_EMULATE=1 emulates one, slowly)")
     args = parser.parse_args(argv)
+    device = tj.device(args.device)
 
     tj.manual_seed(args.seed)  # the initial weights
     x_train, y_train, x_test, y_test = load_data(args.seed)
-    model = LeNet()
+    model = LeNet().to(device)  # (as in PyTorch: parameters move before the optimizer sees them)
     loss_fn = nn.CrossEntropyLoss()
     opt = tj.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
     print(model)
@@ -98,12 +101,12 @@ def main(argv=None):
     # With --eager the same function runs op by op. tracejit's eager tensors are lazy: ops
     # queue up in a pending graph that runs when a value is needed (`loss.item()` below), and a
     # pending graph seen twice is compiled too — so eager mode is not hopeless, only slower.
-    step = train_step if args.eager else tj.compile(train_step)
+    step = train_step if args.eager else tj.compile(train_step, device=device.type)
 
     @tj.no_grad()
     def accuracy(x, y):
         model.eval()  # no Dropout/BatchNorm here, but this is the habit to keep
-        logits = model(tj.from_numpy(x))
+        logits = model(tj.from_numpy(x).to(device))
         return float((logits.argmax(dim=1).numpy() == y).mean())
 
     # PyTorch's data pipeline: a dataset of (image, label) pairs, batched and reshuffled every
@@ -122,7 +125,7 @@ def main(argv=None):
         model.train()
         total = 0.0
         for x, y in loader:
-            loss = step(x, y)
+            loss = step(x.to(device), y.to(device))
             total += loss.item()
             if first_step is None:  # compiled: most of it is tracing and compiling, once
                 first_step = time.perf_counter() - start
