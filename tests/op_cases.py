@@ -1079,6 +1079,50 @@ for _meth, _to in [("float", F32), ("double", F64), ("long", I64), ("int", I32),
          UN_SETS[:2], dtypes=ALL, out=_to, note=_meth)
 
 # ===========================================================================================
+# Sparse products (SPEC §6; tracejit/sparse): a fixed pattern, float values and dense operands
+# ===========================================================================================
+
+# a 4x5 CSR pattern with an empty row (row 2) and an unsorted row; a COO pattern with a duplicate
+_CSR = (np.array([0, 2, 3, 3, 6]), np.array([4, 0, 2, 1, 3, 0]), (4, 5))
+_COO = (np.array([[3, 0, 1, 3, 0, 2, 0], [1, 4, 2, 1, 0, 2, 4]]), (4, 5))
+_EMPTY = (np.array([0, 0, 0, 0, 0]), np.zeros(0, np.int64), (4, 5))
+
+
+def _csr_dense(crow, col, v, size):
+    d = np.zeros(size, np.result_type(v, np.float64))
+    rows = np.repeat(np.arange(size[0]), np.diff(crow))
+    np.add.at(d, (rows, col), v)
+    return d
+
+
+def _coo_dense(idx, v, size):
+    d = np.zeros(size, np.result_type(v, np.float64))
+    np.add.at(d, tuple(idx), v)
+    return d
+
+
+for _pat, _note in [(_CSR, "spmm"), (_EMPTY, "spmm_nnz0")]:
+    _cr, _co, _sz = _pat
+    _mk = (lambda v, _cr=_cr, _co=_co, _sz=_sz: tj.sparse_csr_tensor(_cr, _co, v, _sz))
+    case("sparse.mm", {"fn": lambda v, b, _mk=_mk: tj.sparse.mm(_mk(v), b),
+                       "matmul": lambda v, b, _mk=_mk: _mk(v) @ b},
+         lambda v, b, _cr=_cr, _co=_co, _sz=_sz: _csr_dense(_cr, _co, v, _sz) @ b,
+         [((len(_co),), (5, 3)), ((len(_co),), T(5, 2)), ((len(_co),), (5, 0))],
+         note=_note)
+case("sparse.mm", lambda v, b: tj.sparse.mm(tj.sparse_coo_tensor(_COO[0], v, _COO[1]), b),
+     lambda v, b: _coo_dense(_COO[0], v, _COO[1]) @ b, [((7,), (5, 3))], note="spmm_coo")
+case("sparse.mm", lambda v, b: tj.sparse_csr_tensor(_CSR[0], _CSR[1], v, _CSR[2]) @ b,
+     lambda v, b: _csr_dense(_CSR[0], _CSR[1], v, _CSR[2]) @ b, [((6,), (5,))], note="spmm_vector")
+case("sparse.sampled_addmm",
+     lambda v, a, b: tj.sparse.sampled_addmm(tj.sparse_csr_tensor(*_CSR[:2], v, _CSR[2]), a, b,
+                                             beta=0.5, alpha=2.0).values(),
+     lambda v, a, b: 0.5 * v + 2.0 * (a @ b)[np.repeat(np.arange(4), np.diff(_CSR[0])),
+                                             _CSR[1]],
+     [((6,), (4, 3), (3, 5)), ((6,), T(4, 3), (3, 5))], note="sddmm")
+case("sparse.to_dense", lambda v: tj.sparse_csr_tensor(*_CSR[:2], v, _CSR[2]).to_dense(),
+     lambda v: _csr_dense(*_CSR[:2], v, _CSR[2]), [((6,),)], note="csr")
+
+# ===========================================================================================
 
 INSTANCES: list[Instance] = []
 for _c in CASES:

@@ -295,7 +295,23 @@ class Tensor:
 
     @property
     def layout(self):
-        return "strided"
+        from .sparse.layout import strided
+        return strided
+
+    is_sparse = is_sparse_csr = False  # (sparse tensors: tracejit/sparse/tensor.py)
+
+    def to_sparse(self, sparse_dim=None):
+        """This tensor's nonzero entries as a COO sparse tensor (tracejit/sparse)."""
+        from .sparse.tensor import dense_to_sparse
+        return dense_to_sparse(self, sparse_dim)
+
+    def to_sparse_csr(self):
+        """This 2-d tensor's nonzero entries as a CSR sparse tensor (tracejit/sparse)."""
+        from .sparse.tensor import dense_to_sparse_csr
+        return dense_to_sparse_csr(self)
+
+    def to_dense(self):
+        return self
 
     def numel(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))

@@ -37,7 +37,8 @@ SAVED = {
                                 "sigmoid")},
     **{op: _INPUTS_ONLY for op in (
         "abs", "log", "log2", "log10", "log1p", "sin", "cos", "asin", "acos", "atan", "sinh",
-        "cosh", "erf", "mul", "rem", "maximum", "minimum", "atan2", "dot_general")},
+        "cosh", "erf", "mul", "rem", "maximum", "minimum", "atan2", "dot_general", "spmm_csr",
+        "sddmm_csr")},
     "div": ((1,), True),
     "select": ((0,), False),
 }

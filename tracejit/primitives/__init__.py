@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (register records)
     elementwise,
     random,
     reduce,
+    sparse,
     structure,
 )
 from .registry import PRIMITIVES, OpDef, RuleError, defrules, get, register
