@@ -14,7 +14,9 @@ Each step type has its renderer:
 
 * elementwise `Kernel`s (here): a grid-stride loop over the flattened output index; the domain
   indices come from it by div/mod with the extents, each `Access`'s element is ``offset +
-  sum(strides[a] * i[a])``;
+  sum(strides[a] * i[a])``; where every load is contiguous (or broadcast) along the inner axes
+  and 16-byte aligned, each thread handles 16 bytes of output with vector loads and stores
+  (``float4``, ``double2``, ...: `_vector_plan`) and a scalar tail;
 * reduction `Kernel`s and `RowKernel`s: `cuda_reduce.py` (warp shuffles and shared memory, row,
   column and full reductions, two passes through scratch when outputs are few);
 * `Gemm`: `cuda_gemm.py` (tiled shared-memory product with register tiles and the fused
@@ -435,6 +437,9 @@ class _KernelWriter(ExprWriter):
         return "\n".join(self.lines)
 
     def elementwise(self):
+        """A grid-stride loop over the output elements; vectorized (`_vector_plan`) where the
+        loads allow, then a scalar loop over the elements after the last whole vector.
+        `self.work` is what one launch covers: elements, or vectors."""
         k = self.k
         dims = list(k.domain)
         n = int(np.prod(dims, dtype=np.int64))
@@ -467,8 +472,10 @@ class _KernelWriter(ExprWriter):
                   "t += tj_thread_stride()) {", 1)
         self.emit(f"const long long f = t * {w}LL;", 2)
         indexed = {e.attrs[0] for e in walk(k.body) if e.kind == "index" and dims[e.attrs[0]] > 1}
+        inner = [ax for ax in axes[plan.run:] if dims[ax] > 1]  # the run's axes
         # the indices of the vector's first element (constant over it outside the run)
-        idx = self.unflatten("f", axes, dims, 2) if plan.run or indexed else {}
+        first = plan.run or (len(inner) == 1 and inner[0] in indexed)
+        idx = self.unflatten("f", axes, dims, 2) if first else {}
         vals = {}
         for m, a in enumerate(plan.contiguous):
             terms = [(idx.get(ax, "0LL"), s) for ax, s in enumerate(a.strides)] if plan.run \
@@ -485,7 +492,6 @@ class _KernelWriter(ExprWriter):
         self.emit("TJ_UNROLL", 2)
         self.emit(f"for (int j = 0; j < {w}; ++j) {{", 2)
         # element j's indices along the run's axes (only index expressions read them)
-        inner = [ax for ax in axes[plan.run:] if dims[ax] > 1]
         if len(inner) == 1 and inner[0] in indexed:  # one axis: the first element's + j
             idx[inner[0]] = f"({idx[inner[0]]} + j)"
         elif len(inner) > 1:
