@@ -7,12 +7,11 @@ import functools
 import os
 import re
 import shutil
-import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from cuda_tools import nvcc_ptx as _nvcc
 
 import tracejit as tj
 from tracejit import dtypes as D
@@ -97,15 +96,6 @@ def _manual_divmod() -> Schedule:
     return Schedule(bufs, steps, [], [], {})
 
 
-def _nvcc(src: str, arch: str):
-    with tempfile.TemporaryDirectory() as d:
-        cu, ptx = os.path.join(d, "k.cu"), os.path.join(d, "k.ptx")
-        with open(cu, "w") as f:
-            f.write(src)
-        r = subprocess.run([NVCC, f"-arch={arch}", "-ptx", "-I", HEADER_DIR, cu, "-o", ptx],
-                           capture_output=True, text=True, timeout=120)
-        out = open(ptx).read() if r.returncode == 0 else ""
-    return r.returncode, r.stderr, out
 
 
 @pytest.fixture(scope="module")

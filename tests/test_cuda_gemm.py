@@ -6,18 +6,16 @@ in both thread orders and with both float32 tilings."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from cuda_tools import nvcc_ptx as _nvcc
 
 import tracejit as tj
 from tracejit.codegen import cuda_gemm
-from tracejit.codegen.cuda import HEADER_DIR, render_schedule
+from tracejit.codegen.cuda import render_schedule
 from tracejit.passes.pipeline import optimize
 from tracejit.schedule.fusion import schedule
 from tracejit.schedule.kernel import Gemm
@@ -149,15 +147,6 @@ NVCC_CASES = ["matmul", "matmul_wT", "batched", "odd_bias_relu", "f64", "grad_li
               "k0", "bool_epilogue"]
 
 
-def _nvcc(src: str, arch: str):
-    with tempfile.TemporaryDirectory() as d:
-        cu, ptx = os.path.join(d, "k.cu"), os.path.join(d, "k.ptx")
-        with open(cu, "w") as f:
-            f.write(src)
-        r = subprocess.run([NVCC, f"-arch={arch}", "-ptx", "-I", HEADER_DIR, cu, "-o", ptx],
-                           capture_output=True, text=True, timeout=300)
-        out = open(ptx).read() if r.returncode == 0 else ""
-    return r.returncode, r.stderr, out
 
 
 @pytest.fixture(scope="module")

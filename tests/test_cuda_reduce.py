@@ -8,18 +8,16 @@ per block; 0-size, 1-element, NaN and wrapping-integer inputs."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from cuda_tools import nvcc_ptx as _nvcc
 
 import tracejit as tj
-from tracejit.codegen.cuda import HEADER_DIR, render_schedule
+from tracejit.codegen.cuda import render_schedule
 from tracejit.codegen.cuda_reduce import _orders
 from tracejit.passes.pipeline import optimize
 from tracejit.runtime.interpreter import run_graph
@@ -208,15 +206,6 @@ def _unit(names) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _nvcc(src: str, arch: str):
-    with tempfile.TemporaryDirectory() as d:
-        cu, ptx = os.path.join(d, "k.cu"), os.path.join(d, "k.ptx")
-        with open(cu, "w") as f:
-            f.write(src)
-        r = subprocess.run([NVCC, f"-arch={arch}", "-ptx", "-I", HEADER_DIR, cu, "-o", ptx],
-                           capture_output=True, text=True, timeout=300)
-        out = open(ptx).read() if r.returncode == 0 else ""
-    return r.returncode, r.stderr, out
 
 
 @pytest.fixture(scope="module")

@@ -369,9 +369,14 @@ def test_vmap_over_the_dense_operand():
     s = tj.sparse_csr_tensor(crow, col, vals, a.shape)
     y = tj.vmap(lambda b: tj.sparse.mm(s, b))(bs)
     np.testing.assert_allclose(y.numpy(), np.stack([a @ x for x in bs]), rtol=1e-12)
-    with pytest.raises(NotImplementedError, match="batched values"):
-        tj.vmap(lambda v: tj.sparse.mm(tj.sparse_csr_tensor(crow, col, v, a.shape), b))(
-            np.stack([vals, vals]))
+    # a batch of sparse matrices (batched values): one product per batch element
+    vs = np.stack([vals, 2 * vals, -vals])
+    y = tj.vmap(lambda v: tj.sparse.mm(tj.sparse_csr_tensor(crow, col, v, a.shape), b))(vs)
+    np.testing.assert_allclose(y.numpy(), np.stack([a @ b, 2 * a @ b, -a @ b]), rtol=1e-12)
+    g = tj.vmap(tj.grad(lambda v: tj.sparse.mm(tj.sparse_csr_tensor(crow, col, v, a.shape),
+                                               b).sum()))(vs)
+    np.testing.assert_allclose(g.numpy()[1], tj.grad(lambda v: tj.sparse.mm(
+        tj.sparse_csr_tensor(crow, col, v, a.shape), b).sum())(vals).numpy(), rtol=1e-12)
 
 
 # -- CUDA, through the host emulation --------------------------------------------------------------

@@ -150,6 +150,30 @@ def live_lanes() -> Tensor | None:
 
 # -- helpers ----------------------------------------------------------------------------------
 
+def sequential(op: str, xs, dims, **params):
+    """The fallback batching rule: `op` applied to each batch element in turn, the results
+    stacked along a new leading axis (correct for any primitive; B times the nodes, so only
+    for primitives whose batched form has no better rule)."""
+    size = _size(xs, dims)
+    outs = []
+    for i in range(size):
+        args = []
+        for x, d in zip(xs, dims):
+            if d is not None:
+                lo, hi = [0] * x.ndim, list(x.shape)
+                lo[0], hi[0] = i, i + 1
+                x = bind("reshape", bind("slice", x, start=tuple(lo), stop=tuple(hi),
+                                         step=(1,) * x.ndim), shape=tuple(x.shape[1:]))
+            args.append(x)
+        y = bind(op, *args, **params)
+        outs.append(bind("reshape", y, shape=(1,) + tuple(y.shape)))
+    if outs:
+        return (outs[0] if size == 1 else bind("concatenate", *outs, axis=0)), 0
+    types = [TensorType(_example_shape(x, d), x.dtype, x._weak) for x, d in zip(xs, dims)]
+    t = PRIMITIVES[op].rule(*types, **params)  # an empty batch: zeros of the result's type
+    return bind("broadcast", _const(0, t.dtype), shape=(0,) + tuple(t.shape)), 0
+
+
 def _size(xs, dims) -> int:
     return next(x.shape[0] for x, d in zip(xs, dims) if d is not None)
 

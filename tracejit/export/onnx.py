@@ -9,10 +9,10 @@ semantics differ (integer floor division and remainder, NaN in max/min/argmax/so
 duplicate indices of scatter-set, stable descending sorts, ...) extra nodes make them agree.
 Constants become initializers; ``cond`` becomes ``If`` and ``while`` becomes ``Loop`` with
 sub-graphs that read the outer values by name; ``custom_vjp`` exports its forward graph.
-A primitive without an equivalent (``random_bits``, ``debug_check``) raises `NotImplementedError`
-naming the first such node and its source line, before anything is built. ``tj.debug.print``
-calls (``debug_print``) are left out with a warning: ONNX cannot print. Details: docs/export.md,
-"ONNX".
+A primitive without an equivalent (``random_bits``, ``debug_check``, the sparse products) raises
+`NotImplementedError` naming the first such node and its source line, before anything is
+built. ``tj.debug.print`` calls (``debug_print``) are left out with a warning: ONNX cannot
+print. Details: docs/export.md, "ONNX".
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ UNSUPPORTED = {
                    "unsigned words; pass random numbers in as an input instead",
     "debug_check": "ONNX has no assertion operator; export a version of the function without "
                    "its tj.debug.check calls",
+    **{op: "ONNX has no sparse matrix operators; export a version of the function that calls "
+           "to_dense() on its sparse tensors" for op in ("spmm_csr", "sddmm_csr")},
 }
 
 

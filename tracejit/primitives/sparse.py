@@ -135,12 +135,12 @@ def _sddmm_jvp(tangents, out, crow, col, a, b):
 
 def _spmm_batch(xs, dims, *, shape, transpose=False):
     """Only the dense operand batched: its batch joins its columns, ``(B, n, k) -> (n, B*k)``,
-    one product, and the result is split back."""
+    one product, and the result is split back; batched sparse operands: one product per batch
+    element (`batching.sequential`)."""
     crow, col, values, b = xs
-    if any(d is not None for d in dims[:3]):
-        raise NotImplementedError(
-            "vmap: spmm_csr over a batch of sparse matrices (batched values or indices) is not "
-            "supported; batch the dense operand only, or call to_dense() first")
+    if any(d is not None for d in dims[:3]):  # a batch of sparse matrices: one product each
+        from ..batching import sequential
+        return sequential("spmm_csr", xs, dims, shape=shape, transpose=transpose)
     nb, n, k = b.shape
     flat = _bind("reshape", _bind("transpose", b, perm=(1, 0, 2)), shape=(n, nb * k))
     y = _bind("spmm_csr", crow, col, values, flat, shape=shape, transpose=transpose)
@@ -148,9 +148,8 @@ def _spmm_batch(xs, dims, *, shape, transpose=False):
 
 
 def _sddmm_batch(xs, dims):
-    raise NotImplementedError("vmap: sddmm_csr (sparse values' gradients, "
-                              "tj.sparse.sampled_addmm) has no batching rule; call to_dense() "
-                              "first or loop over the batch")
+    from ..batching import sequential
+    return sequential("sddmm_csr", xs, dims)
 
 
 defrules("spmm_csr", vjp=_spmm_vjp, jvp=_spmm_jvp, batch=_spmm_batch)

@@ -121,7 +121,7 @@ def _rows_of(crow: Tensor, nnz: int) -> Tensor:
     """The row of every stored entry of a CSR pattern (int64, ``(nnz,)``)."""
     c = _concrete(crow)
     if c is not None:
-        return Tensor._wrap(np.repeat(np.arange(c.shape[0] - 1, dtype=np.int64), np.diff(c)))
+        return as_tensor(np.repeat(np.arange(c.shape[0] - 1, dtype=np.int64), np.diff(c)))
     from .. import ops
     n = crow.shape[0] - 1
     marks = ops.zeros(nnz + 1, dtype=D.int64).at[crow[1:n]].add(1)  # a 1 where a row starts
@@ -134,7 +134,7 @@ def _crow_of(rows: Tensor, n_rows: int) -> Tensor:
     if r is not None:
         crow = np.zeros(n_rows + 1, np.int64)
         np.cumsum(np.bincount(r, minlength=n_rows), out=crow[1:])
-        return Tensor._wrap(crow)
+        return as_tensor(crow)
     from .. import ops
     counts = ops.zeros(n_rows + 1, dtype=D.int64).at[rows + 1].add(1)
     return ops.cumsum(counts, 0)
@@ -267,9 +267,9 @@ class SparseTensor:
         lin = np.ravel_multi_index(tuple(i), self._size)
         uniq, inv = np.unique(lin, return_inverse=True)
         new = np.stack(np.unravel_index(uniq, self._size)).astype(np.int64)
-        summed = ops.zeros(len(uniq), dtype=vals.dtype).at[Tensor._wrap(inv.reshape(-1))].add(
+        summed = ops.zeros(len(uniq), dtype=vals.dtype).at[as_tensor(inv.reshape(-1))].add(
             vals)
-        return SparseTensor(sparse_coo, (Tensor._wrap(new), summed), self._size, True)
+        return SparseTensor(sparse_coo, (as_tensor(new), summed), self._size, True)
 
     # -- conversions -------------------------------------------------------------------------
     def to_dense(self) -> Tensor:
@@ -334,9 +334,9 @@ class SparseTensor:
             if not self._coalesced and row.size > 1 and np.any(row[1:] < row[:-1]):
                 perm = np.argsort(row, kind="stable")
                 row, col = row[perm], col[perm]
-                perm = Tensor._wrap(perm)
-            crow = _crow_of(Tensor._wrap(row), self._size[0])
-            col = Tensor._wrap(np.ascontiguousarray(col))
+                perm = as_tensor(perm)
+            crow = _crow_of(as_tensor(row), self._size[0])
+            col = as_tensor(np.ascontiguousarray(col))
             self._csr_cache = (crow, col, perm)
             return crow, col, vals if perm is None else vals[perm]
         row, col = idx[0], idx[1]
@@ -612,8 +612,8 @@ def dense_to_sparse(x: Tensor, sparse_dim: int | None = None) -> SparseTensor:
     v = _need(x, "to_sparse", "values")
     nz = np.nonzero(v)
     idx = np.stack(nz).astype(np.int64) if nz else np.zeros((x.ndim, 0), np.int64)
-    vals = x[tuple(Tensor._wrap(k.astype(np.int64)) for k in nz)]
-    return SparseTensor(sparse_coo, (Tensor._wrap(idx), vals), x.shape, True)
+    vals = x[tuple(as_tensor(k.astype(np.int64)) for k in nz)]
+    return SparseTensor(sparse_coo, (as_tensor(idx), vals), x.shape, True)
 
 
 def dense_to_sparse_csr(x: Tensor) -> SparseTensor:
@@ -625,8 +625,8 @@ def dense_to_sparse_csr(x: Tensor) -> SparseTensor:
     r, c = np.nonzero(v)
     crow = np.zeros(x.shape[0] + 1, np.int64)
     np.cumsum(np.bincount(r, minlength=x.shape[0]), out=crow[1:])
-    vals = x[Tensor._wrap(r.astype(np.int64)), Tensor._wrap(c.astype(np.int64))]
-    return SparseTensor(sparse_csr, (Tensor._wrap(crow), Tensor._wrap(c.astype(np.int64)),
+    vals = x[as_tensor(r.astype(np.int64)), as_tensor(c.astype(np.int64))]
+    return SparseTensor(sparse_csr, (as_tensor(crow), as_tensor(c.astype(np.int64)),
                                      vals), x.shape)
 
 
