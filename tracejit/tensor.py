@@ -302,12 +302,12 @@ class Tensor:
 
     def to_sparse(self, sparse_dim=None):
         """This tensor's nonzero entries as a COO sparse tensor (tracejit/sparse)."""
-        from .sparse.tensor import dense_to_sparse
+        from .sparse.construct import dense_to_sparse
         return dense_to_sparse(self, sparse_dim)
 
     def to_sparse_csr(self):
         """This 2-d tensor's nonzero entries as a CSR sparse tensor (tracejit/sparse)."""
-        from .sparse.tensor import dense_to_sparse_csr
+        from .sparse.construct import dense_to_sparse_csr
         return dense_to_sparse_csr(self)
 
     def to_dense(self):

@@ -200,8 +200,11 @@ class EmuModule:
 _order = threading.local()
 
 
+_DEFAULT_DESC = os.environ.get("TRACEJIT_EMU_ORDER", "ascending").strip() == "descending"
+
+
 def _set_order(lib) -> None:
-    desc = int(getattr(_order, "descending", 0))
+    desc = int(getattr(_order, "descending", _DEFAULT_DESC))
     try:
         lib.tj_emu_set_order(desc)
     except AttributeError:
@@ -210,8 +213,9 @@ def _set_order(lib) -> None:
 
 class thread_order:
     """``with thread_order("descending"):`` runs each block's emulated threads from the last
-    to the first (default "ascending"): the two orders between them expose a read of shared
-    memory before the thread that writes it has run, in either direction."""
+    to the first (default "ascending", or ``$TRACEJIT_EMU_ORDER``): the two orders between them
+    expose a read of shared memory before the thread that writes it has run, in either
+    direction."""
 
     def __init__(self, order: str):
         if order not in ("ascending", "descending"):
@@ -219,7 +223,7 @@ class thread_order:
         self.desc = order == "descending"
 
     def __enter__(self):
-        self.prev = getattr(_order, "descending", False)
+        self.prev = getattr(_order, "descending", _DEFAULT_DESC)
         _order.descending = self.desc
         return self
 
