@@ -207,7 +207,8 @@ def test_planted_missing_barrier_fails(planted):
         np.testing.assert_allclose(out, want, rtol=1e-5)
     bad = _tree(planted != "no barrier after the store", planted != "no barrier in the loop")
     out = np.zeros(3, np.float32)
-    bad.launch("block_sum", 3, 128, [out, a])  # ascending: readers run before the writers
+    with cuda_emu.thread_order("ascending"):  # readers run before the writers
+        bad.launch("block_sum", 3, 128, [out, a])
     assert not np.allclose(out, want, rtol=1e-5), "the race went unnoticed"
 
 
