@@ -218,6 +218,8 @@ class PyCudaDriver:
         if self.drv.Context.get_current() != self.context:
             self.context.push()
 
+    activate = _ctx  # (a program's call: once, before its launches)
+
     def module(self, text: str):
         with self._lock:
             m = self._modules.get(text)
@@ -245,8 +247,7 @@ class PyCudaDriver:
             fn = mod.get_function(name)
             fn.prepare("P" * len(ptrs))
             self._prepared[key] = fn
-        self._ctx()
-        fn.prepared_call((grid, 1, 1), (block, 1, 1), *ptrs)
+        fn.prepared_call((grid, 1, 1), (block, 1, 1), *ptrs)  # (context: `activate`)
 
     def mem_alloc(self, nbytes: int) -> int:
         self._ctx()
@@ -302,8 +303,28 @@ def run_host_step(node, arrays: list[np.ndarray], dtypes: list) -> list[np.ndarr
             for r, dt in zip(res, dtypes)]
 
 
+class _View:
+    """A region of a larger block (a temporary in the call's arena): a `DeviceArray`'s block
+    that keeps the arena alive and frees nothing itself."""
+
+    __slots__ = ("ptr", "owner")
+
+    def __init__(self, ptr: int, owner):
+        self.ptr, self.owner = ptr, owner
+
+
+def _aligned(n: int) -> int:
+    return -(-n // 256) * 256
+
+
 class CUDAProgram:
-    """A graph compiled for a CUDA device (a GPU, or the host emulation)."""
+    """A graph compiled for a CUDA device (a GPU, or the host emulation).
+
+    A call allocates its outputs, and one arena block for every temporary (placed by
+    `schedule/buffers.py`: temporaries not alive together share memory) and every step's
+    scratch; each step's launches were resolved once (kernel, grid, block, parameter buffers),
+    so a call is a loop of launches. On the emulated device the arena is refilled with 0xFF
+    bytes at every call, so a kernel that reads a temporary nobody wrote still sees poison."""
 
     def __init__(self, graph: Graph, driver):
         self.graph, self.driver = graph, driver
@@ -321,6 +342,7 @@ class CUDAProgram:
                                           f"{type(st).__name__} step {st.name!r}")
             self.host_steps.append(st.node.op)
         self._in_dtypes = [s.buffers[b].dtype.np for b in s.inputs]
+        self._prepare()
 
     @property
     def text(self) -> str:
@@ -331,61 +353,101 @@ class CUDAProgram:
             return ln.grid
         return max(1, min(-(-ln.work // ln.block), 32 * self.driver.multiprocessors))
 
-    def __call__(self, args: list) -> list[DeviceArray]:
-        s, drv = self.schedule, self.driver
-        bufs = s.buffers
-        env: list = [None] * len(bufs)
-        for b, a, want in zip(s.inputs, args, self._in_dtypes, strict=True):
-            env[b] = to_device(a, drv, want)
-        for b, v in self.consts.items():
-            env[b] = v
-        flagged = []  # steps whose kernels report bad input (gather bounds, division by 0)
-        prof = _prof.ON  # profiling: each launch timed, with a synchronize before and after
+    def _prepare(self) -> None:
+        from ..schedule.buffers import plan_buffers
+        s = self.schedule
+        plan = plan_buffers(s)
+        self._temps = plan.offsets
+        self._arena = _aligned(plan.size)
+        scratch = 0
+        self._plan = []  # per step: (st, None) for the host, else (st, own, scratch, launches, flag)
         for st, cst in zip(s.steps, self.source.steps):
             if cst is None:
-                if prof:
-                    _prof.cuda_host(self._host, st, env)
-                else:
-                    self._host(st, env)
+                self._plan.append((st, None))
                 continue
             outs = list(step_outputs(st))
             if isinstance(st, Gemm) and st.raw is not None:
                 outs.append(st.raw)
-            for b in outs:
-                env[b] = DeviceArray.empty(bufs[b].shape, bufs[b].dtype.np, drv)
-            scratch = pool(drv).alloc(cst.scratch) if cst.scratch else None
-            if cst.error_flag:
-                drv.memset(scratch.ptr, 0, 4)
-            for ln in cst.launches:
-                if ln.grid == 0 and ln.work == 0:
-                    continue  # nothing to compute (zero-size)
-                ptrs = [scratch.ptr if p == SCRATCH else env[p].ptr for p in ln.params]
+            own = [(b, s.buffers[b].shape, s.buffers[b].dtype.np) for b in outs
+                   if b not in plan.offsets]
+            at = None
+            if cst.scratch:
+                at, scratch = self._arena + scratch, scratch + _aligned(cst.scratch)
+            launches = [(ln, ln.name, self._grid(ln), ln.block, ln.params)
+                        for ln in cst.launches if not (ln.grid == 0 and ln.work == 0)]
+            self._plan.append((st, (own, at, launches, cst.error_flag)))
+        self._block_size = self._arena + scratch
+
+    def __call__(self, args: list) -> list[DeviceArray]:
+        s, drv = self.schedule, self.driver
+        bufs = s.buffers
+        keep: dict = {}  # buffer -> DeviceArray (arguments, constants, outputs, host results)
+        ptr = [0] * len(bufs)
+        for b, a, want in zip(s.inputs, args, self._in_dtypes, strict=True):
+            keep[b] = d = to_device(a, drv, want)
+            ptr[b] = d.ptr
+        for b, v in self.consts.items():
+            keep[b] = v
+            ptr[b] = v.ptr
+        arena = pool(drv).alloc(self._block_size) if self._block_size else None
+        base = arena.ptr if arena is not None else 0
+        if arena is not None and drv.emulated:
+            drv.memset(base, 0xFF, self._block_size)
+        for b, off in self._temps.items():
+            ptr[b] = base + off
+        activate = getattr(drv, "activate", None)
+        if activate is not None:
+            activate()
+        flagged = []  # steps whose kernels report bad input (gather bounds, division by 0)
+        prof = _prof.ON  # profiling: each launch timed, with a synchronize before and after
+        mod, launch = self.module, drv.launch
+        for st, step in self._plan:
+            if step is None:
                 if prof:
-                    _prof.cuda_launch(drv, self.module, ln, self._grid(ln), ptrs, st)
+                    _prof.cuda_host(self._host, st, (ptr, keep, arena))
                 else:
-                    drv.launch(self.module, ln.name, self._grid(ln), ln.block, ptrs)
-            if cst.error_flag:
-                flagged.append((st, scratch))
-        for st, scratch in flagged:  # read once the call's work is queued: one sync per call
+                    self._host(st, (ptr, keep, arena))
+                continue
+            own, at, launches, flag = step
+            for b, shape, dt in own:
+                keep[b] = d = DeviceArray.empty(shape, dt, drv)
+                ptr[b] = d.ptr
+            sc = base + at if at is not None else 0
+            if flag:
+                drv.memset(sc, 0, 4)
+                flagged.append((st, sc))
+            for ln, name, grid, block, params in launches:
+                p = [sc if q == SCRATCH else ptr[q] for q in params]
+                if prof:
+                    _prof.cuda_launch(drv, mod, ln, grid, p, st)
+                else:
+                    launch(mod, name, grid, block, p)
+        for st, sc in flagged:  # read once the call's work is queued: one sync per call
             flag = np.zeros(1, np.int32)
-            drv.dtoh(flag, scratch.ptr)
+            drv.dtoh(flag, sc)
             if flag[0]:  # bad input: the reference raises the CPU backend's error
-                self._host(st, env)
+                self._host(st, (ptr, keep, arena))
         out, seen = [], set()
         for b in s.outputs:
-            v = env[b]
-            if b in seen or bufs[b].kind in ("input", "const"):
+            v = keep[b] if b in keep else self._view(b, ptr, arena)
+            if b in seen or bufs[b].kind in ("input", "const") or b not in keep:
                 v = v.copy()  # a result never aliases an argument, a constant or a result
             seen.add(b)
             out.append(v)
         return out
 
-    def _host(self, st, env) -> None:
+    def _view(self, b: int, ptr, arena) -> DeviceArray:
+        info = self.schedule.buffers[b]
+        return DeviceArray(info.shape, info.dtype.np, self.driver, _View(ptr[b], arena))
+
+    def _host(self, st, state) -> None:
+        ptr, keep, arena = state
         s = self.schedule
-        arrays = [env[b].get() for b in st.inputs]
+        arrays = [(keep[b] if b in keep else self._view(b, ptr, arena)).get() for b in st.inputs]
         dts = [s.buffers[b].dtype.np for b in st.outputs]
         for b, r in zip(st.outputs, run_host_step(st.node, arrays, dts)):
-            env[b] = to_device(r, self.driver)
+            keep[b] = d = to_device(r, self.driver)
+            ptr[b] = d.ptr
 
 
 def describe(driver) -> str:
