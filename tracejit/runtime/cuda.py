@@ -360,7 +360,7 @@ class CUDAProgram:
         self._temps = plan.offsets
         self._arena = _aligned(plan.size)
         scratch = 0
-        self._plan = []  # per step: (st, None) on the host, else (st, (own, scratch, launches, flag))
+        self._plan = []  # per step: (st, None) on the host, else (st, (own, at, launches, flag))
         for st, cst in zip(s.steps, self.source.steps):
             if cst is None:
                 self._plan.append((st, None))
