@@ -120,3 +120,10 @@ print(B.markdown(rows, {"device": "emulated"}))
 def test_timing_path_runs_on_the_emulation():
     out = _run(code=TIMED)
     assert "| W1 tanh*sigmoid+exp, 3001 f32 |" in out and "cuMemcpyDtoD" in out, out
+
+
+def test_host_overhead_script_runs(monkeypatch):
+    import importlib
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+    mod = importlib.import_module("cuda_overhead")
+    assert 0 < mod.main(calls=3) < 1.0  # seconds per call (a sanity bound, not a timing test)
