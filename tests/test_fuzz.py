@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 import tracejit as tj
@@ -37,6 +38,25 @@ def test_cpu_matches_interpreter(p: Program):
 @given(programs(float_dtypes=("float64",), max_inputs=2, max_steps=5))
 def test_grad_matches_finite_differences(p: Program):
     check_grad(p)
+
+
+@pytest.fixture(scope="module")
+def emulated_cuda():
+    from tracejit.runtime.cuda_emu import compiler
+    if compiler() is None:
+        pytest.skip("the CUDA emulation needs a C++ compiler")
+    was = tj.cuda._emulate[0]
+    tj.cuda.emulate(True)
+    yield
+    tj.cuda.emulate(was)
+
+
+@settings(FUZZ, max_examples=max(1, EXAMPLES // 2))
+@given(p=programs())
+def test_cuda_matches_interpreter(emulated_cuda, p: Program):
+    """The same random programs compiled for CUDA (the host emulation here, a GPU where
+    TRACEJIT_CUDA_EMULATE is unset and one is present)."""
+    check_program(p, "cuda")
 
 
 def test_programs_are_well_formed():

@@ -419,11 +419,12 @@ def run_program(p: Program, device: str) -> list[np.ndarray]:
     return [o.numpy() for o in out]
 
 
-def check_program(p: Program) -> None:
-    """cpu against the interpreter: shapes and dtypes equal, values exactly (ints, bools) or
-    within `TOL` scaled by the program's largest magnitude (floats; NaN positions equal)."""
+def check_program(p: Program, device: str = "cpu") -> None:
+    """`device` ("cpu", or "cuda": a GPU or the emulation) against the interpreter: shapes and
+    dtypes equal, values exactly (ints, bools) or within `TOL` scaled by the program's largest
+    magnitude (floats; NaN positions equal)."""
     want = run_program(p, "interpreter")
-    got = run_program(p, "cpu")
+    got = run_program(p, device)
     assert len(got) == len(want)
     for k, (g, e) in enumerate(zip(got, want)):
         where = f"output {k} of\n{p!r}"
