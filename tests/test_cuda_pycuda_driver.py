@@ -56,6 +56,15 @@ def test_compile_eager_and_training_through_the_pycuda_driver():
         before = fake.CALLS["mem_alloc"]
         for _ in range(3):
             f(xd)
+        import threading  # another thread: the context is made current there too, once
+        box = []
+        th = threading.Thread(target=lambda: box.append(f(xd).numpy()))
+        th.start(); th.join()
+        np.testing.assert_allclose(box[0], ref, rtol=1e-5)
+        pushes = fake.CALLS["push"]
+        for _ in range(3):
+            f(xd)
+        assert fake.CALLS["push"] == pushes == 2, fake.CALLS["push"]  # one per thread
         print("allocs", fake.CALLS["mem_alloc"] - before, "launches", fake.CALLS["launch"],
               "modules", fake.CALLS["SourceModule"], "sync", fake.CALLS["synchronize"])
     """)

@@ -201,7 +201,8 @@ class PyCudaDriver:
         self.index = index
         self.device = drv.Device(index)
         self.context = self.device.retain_primary_context()
-        self.context.push()
+        self._tls = threading.local()
+        self._ctx()
         a = drv.device_attribute
         self.name = self.device.name()
         self.multiprocessors = self.device.get_attribute(a.MULTIPROCESSOR_COUNT)
@@ -215,8 +216,11 @@ class PyCudaDriver:
         self._prepared: dict = {}
 
     def _ctx(self):
-        if self.drv.Context.get_current() != self.context:
+        """Makes the device's primary context current in this thread (pushed once per thread:
+        pycuda keeps a per-thread stack of contexts)."""
+        if not getattr(self._tls, "pushed", False):
             self.context.push()
+            self._tls.pushed = True
 
     activate = _ctx  # (a program's call: once, before its launches)
 

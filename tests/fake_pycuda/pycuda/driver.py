@@ -1,6 +1,7 @@
 """`pycuda.driver` for tests (see __init__.py): devices, contexts, memory and copies."""
 
 import ctypes
+import threading
 
 import numpy as np
 
@@ -37,21 +38,31 @@ _ATTRS = {"MULTIPROCESSOR_COUNT": 4, "MAX_THREADS_PER_BLOCK": 1024, "WARP_SIZE":
 
 
 class Context:
-    _current = [None]
+    """Per-thread stacks of current contexts, as CUDA's."""
+
+    _tls = threading.local()
 
     def __init__(self, device):
         self.device = device
 
+    @classmethod
+    def _stack(cls):
+        if not hasattr(cls._tls, "stack"):
+            cls._tls.stack = []
+        return cls._tls.stack
+
     def push(self):
-        Context._current[0] = self
+        self._stack().append(self)
+        _count("push")
 
     @staticmethod
     def get_current():
-        return Context._current[0]
+        st = Context._stack()
+        return st[-1] if st else None
 
     @staticmethod
     def synchronize():
-        if Context._current[0] is None:
+        if Context.get_current() is None:
             raise Error("no current context")
         _count("synchronize")
 
@@ -106,8 +117,8 @@ class DeviceAllocation:
 
 
 def _current():
-    if Context._current[0] is None:
-        raise Error("no current context (push one first)")
+    if Context.get_current() is None:
+        raise Error("no current context in this thread (push one first)")
 
 
 def _region(ptr, nbytes):
