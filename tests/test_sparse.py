@@ -438,3 +438,34 @@ def test_cuda_bad_pattern_raises_like_cpu(emulate):
     graph = tj.make_graph(_cuda_fn(a.shape))(*args)
     with pytest.raises(IndexError, match="column index 99"):
         emulate(graph, args)
+
+
+def test_sparse_tensors_on_the_emulated_device(emulate):
+    """A sparse tensor moved to a CUDA device keeps every component there; products,
+    conversions and gradients run there (eager: compiled for the device) and match the CPU."""
+    was = tj.cuda._emulate[0]
+    tj.cuda.emulate(True)
+    try:
+        a, b, crow, col, vals = _setup(7)
+        s = tj.sparse_csr_tensor(crow, col, vals, a.shape).cuda()
+        assert s.device == tj.device("cuda:0")
+        assert all(p.device == s.device for p in (s.crow_indices(), s.col_indices(), s.values()))
+        d = tj.tensor(b, device="cuda", requires_grad=True)
+        y = tj.sparse.mm(s, d)
+        assert y.device == s.device
+        np.testing.assert_allclose(y.numpy(), a @ b, rtol=1e-12)
+        (y * 2).sum().backward()
+        assert d.grad.device == s.device
+        np.testing.assert_allclose(d.grad.numpy(), 2 * a.T @ np.ones((a.shape[0], b.shape[1])),
+                                   rtol=1e-12)
+        x = tj.tensor(a, device="cuda")
+        for sp in (x.to_sparse(), x.to_sparse_csr(), x.to_sparse().to_sparse_csr()):
+            assert sp.device == s.device
+            np.testing.assert_allclose(sp.to_dense().numpy(), a)
+        coo = tj.sparse_coo_tensor([[0, 0, 1], [1, 1, 2]], [1.0, 2.0, 3.0], (2, 3)).cuda()
+        c = coo.coalesce()
+        assert c.values().device == s.device and c.values().tolist() == [3.0, 3.0]
+        assert s.cpu().device == tj.device("cpu")
+        np.testing.assert_allclose((s.cpu() @ b).numpy(), a @ b, rtol=1e-12)
+    finally:
+        tj.cuda.emulate(was)

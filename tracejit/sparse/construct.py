@@ -11,13 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConcretizationError, user_error
-from ..tensor import Tensor, as_tensor
+from ..tensor import Tensor
 from .layout import sparse_coo, sparse_csr, strided
 from .tensor import (
     SparseTensor,
     _concrete,
     _index_tensor,
     _need,
+    _on,
     _shape_str,
     _values_tensor,
     unsupported,
@@ -162,8 +163,8 @@ def dense_to_sparse(x: Tensor, sparse_dim: int | None = None) -> SparseTensor:
     v = _need(x, "to_sparse", "values")
     nz = np.nonzero(v)
     idx = np.stack(nz).astype(np.int64) if nz else np.zeros((x.ndim, 0), np.int64)
-    vals = x[tuple(as_tensor(k.astype(np.int64)) for k in nz)]
-    return SparseTensor(sparse_coo, (as_tensor(idx), vals), x.shape, True)
+    vals = x[tuple(_on(k.astype(np.int64), x) for k in nz)]
+    return SparseTensor(sparse_coo, (_on(idx, x), vals), x.shape, True)
 
 
 def dense_to_sparse_csr(x: Tensor) -> SparseTensor:
@@ -175,9 +176,8 @@ def dense_to_sparse_csr(x: Tensor) -> SparseTensor:
     r, c = np.nonzero(v)
     crow = np.zeros(x.shape[0] + 1, np.int64)
     np.cumsum(np.bincount(r, minlength=x.shape[0]), out=crow[1:])
-    vals = x[as_tensor(r.astype(np.int64)), as_tensor(c.astype(np.int64))]
-    return SparseTensor(sparse_csr, (as_tensor(crow), as_tensor(c.astype(np.int64)),
-                                     vals), x.shape)
+    vals = x[_on(r.astype(np.int64), x), _on(c.astype(np.int64), x)]
+    return SparseTensor(sparse_csr, (_on(crow, x), _on(c.astype(np.int64), x), vals), x.shape)
 
 
 STRIDED = strided  # (re-exported for tensor.py's `layout`)

@@ -116,11 +116,21 @@ def _need(t: Tensor, op: str, what: str) -> np.ndarray:
     return v
 
 
+def _on(x, like: Tensor) -> Tensor:
+    """Host-computed data `x` (index arrays) as a Tensor on `like`'s device: a sparse tensor on a
+    CUDA device keeps all its components there."""
+    t = as_tensor(x)
+    if t._is_tracer or like._is_tracer:
+        return t
+    dev = like.device
+    return t if dev.type == "cpu" else t.to(dev)
+
+
 def _rows_of(crow: Tensor, nnz: int) -> Tensor:
     """The row of every stored entry of a CSR pattern (int64, ``(nnz,)``)."""
     c = _concrete(crow)
     if c is not None:
-        return as_tensor(np.repeat(np.arange(c.shape[0] - 1, dtype=np.int64), np.diff(c)))
+        return _on(np.repeat(np.arange(c.shape[0] - 1, dtype=np.int64), np.diff(c)), crow)
     from .. import ops
     n = crow.shape[0] - 1
     marks = ops.zeros(nnz + 1, dtype=D.int64).at[crow[1:n]].add(1)  # a 1 where a row starts
@@ -133,7 +143,7 @@ def _crow_of(rows: Tensor, n_rows: int) -> Tensor:
     if r is not None:
         crow = np.zeros(n_rows + 1, np.int64)
         np.cumsum(np.bincount(r, minlength=n_rows), out=crow[1:])
-        return as_tensor(crow)
+        return _on(crow, rows)
     from .. import ops
     counts = ops.zeros(n_rows + 1, dtype=D.int64).at[rows + 1].add(1)
     return ops.cumsum(counts, 0)
@@ -260,15 +270,14 @@ class SparseTensor:
             return self
         idx, vals = self._parts
         i = _need(idx, "coalesce", "indices")
-        from .. import ops
         if i.shape[1] == 0:
             return SparseTensor(sparse_coo, (idx, vals), self._size, True)
         lin = np.ravel_multi_index(tuple(i), self._size)
         uniq, inv = np.unique(lin, return_inverse=True)
         new = np.stack(np.unravel_index(uniq, self._size)).astype(np.int64)
-        summed = ops.zeros(len(uniq), dtype=vals.dtype).at[as_tensor(inv.reshape(-1))].add(
-            vals)
-        return SparseTensor(sparse_coo, (as_tensor(new), summed), self._size, True)
+        summed = _on(np.zeros(len(uniq), vals.dtype.np), vals).at[
+            _on(inv.reshape(-1), vals)].add(vals)
+        return SparseTensor(sparse_coo, (_on(new, vals), summed), self._size, True)
 
     # -- conversions -------------------------------------------------------------------------
     def to_dense(self) -> Tensor:
@@ -333,9 +342,9 @@ class SparseTensor:
             if not self._coalesced and row.size > 1 and np.any(row[1:] < row[:-1]):
                 perm = np.argsort(row, kind="stable")
                 row, col = row[perm], col[perm]
-                perm = as_tensor(perm)
-            crow = _crow_of(as_tensor(row), self._size[0])
-            col = as_tensor(np.ascontiguousarray(col))
+                perm = _on(perm, vals)
+            crow = _crow_of(_on(row, vals), self._size[0])
+            col = _on(np.ascontiguousarray(col), vals)
             self._csr_cache = (crow, col, perm)
             return crow, col, vals if perm is None else vals[perm]
         row, col = idx[0], idx[1]
@@ -368,17 +377,21 @@ class SparseTensor:
 
     # -- dtype -------------------------------------------------------------------------------
     def to(self, *args, dtype=None, device=None, copy: bool = False) -> SparseTensor:
-        """A dtype change of the values (devices: CPU only)."""
+        """The values cast to `dtype` and/or every component moved to `device` (the products
+        then run on that device: CUDA kernels for a CUDA tensor)."""
         for a in args:
             if isinstance(a, D.DType) or (isinstance(a, str) and a in D.__dict__):
                 dtype = a
             else:
                 device = a
-        if device is not None and str(device) != "cpu":
-            raise unsupported(f"to({device!r})", self._layout)
-        vals = self._parts[-1] if dtype is None else self._parts[-1].astype(dtype)
-        return SparseTensor(self._layout, self._parts[:-1] + (vals,), self._size,
-                            self._coalesced)
+        parts = self._parts
+        if dtype is not None:
+            parts = parts[:-1] + (parts[-1].astype(dtype),)
+        if device is not None:
+            parts = tuple(p.to(device) for p in parts)
+        if copy and parts is self._parts:
+            parts = tuple(p.clone() for p in parts)
+        return SparseTensor(self._layout, parts, self._size, self._coalesced)
 
     def double(self) -> SparseTensor:
         return self.to(D.float64)
@@ -387,7 +400,10 @@ class SparseTensor:
         return self.to(D.float32)
 
     def cpu(self) -> SparseTensor:
-        return self
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> SparseTensor:
+        return self.to("cuda" if device is None else device)
 
     # -- products ----------------------------------------------------------------------------
     def __matmul__(self, other):
